@@ -1,0 +1,66 @@
+# Two commands do all set-up: `make run` and `make test`. Both create .venv
+# (Python 3.10, every package pinned by requirements.lock) when it is missing
+# or older than the lock, then do their job.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+export TF_USE_LEGACY_KERAS := 1
+export PYTHONHASHSEED := 0
+
+# TFX 1.16 supports Python <3.11 only. On pyenv machines whose global version is
+# newer, the bare `python3.10` shim fails, so look for a real 3.10 interpreter.
+PYTHON310 ?= $(shell \
+  for c in python3.10 "$$(command -v pyenv >/dev/null 2>&1 && ls -d "$$(pyenv root)"/versions/3.10.*/bin/python3.10 2>/dev/null | sort -V | tail -n 1)"; do \
+    [ -n "$$c" ] && "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { echo "$$c"; break; }; \
+  done)
+
+.PHONY: venv run test test-fast lint format notebook lock clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock setup.py
+	@if [ -z "$(PYTHON310)" ]; then \
+	  echo "error: Python 3.10 is required (TFX 1.16 supports Python >=3.9,<3.11) and none was found." >&2; \
+	  echo "       Install it (e.g. 'pyenv install 3.10.13') or pass PYTHON310=/path/to/python3.10." >&2; \
+	  exit 1; fi
+	rm -rf $(VENV)
+	$(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==24.2
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/alexnet-tfx run $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+notebook: $(STAMP)
+	$(VENV)/bin/jupyter notebook notebooks/inspect_evaluation.ipynb
+
+# Re-resolve the lock from setup.py under TFX's own test constraints.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON310) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip==24.2
+	.venv-lock/bin/pip install --quiet -c constraints.txt -e ".[dev]"
+	.venv-lock/bin/pip check
+	.venv-lock/bin/pip freeze --exclude-editable > requirements.lock
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) tfx_pipeline_output .pytest_cache .ruff_cache

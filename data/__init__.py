@@ -1,0 +1,9 @@
+"""The ImageNet record contract, the 1000 classes, the bundled sample and the converter.
+
+Keras 2 (tf_keras) is selected before anything imports TensorFlow: TFX 1.16, TFT and TFMA are
+built on it, and a process that touched Keras 3 first cannot switch back.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -1,0 +1,112 @@
+"""``alexnet-tfx``: the command line. Flags are declared here, the work is done elsewhere.
+
+Each subcommand's module is imported only when that subcommand runs, so ``--help`` and flag
+errors answer at once instead of after TensorFlow's import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pipeline import configs
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2, no traceback."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _add_run_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run the whole pipeline with the local orchestrator",
+        description="Run ingest -> validate -> Transform -> train -> evaluate -> push locally "
+        "(LocalDagRunner, SQLite ML Metadata, Beam DirectRunner).",
+    )
+    p.add_argument(
+        "--data-root",
+        default=configs.SAMPLE_DATA_ROOT,
+        help="directory of train-*/validation-* TFRecord shards (default: the bundled sample)",
+    )
+    p.add_argument(
+        "--record-format",
+        choices=("auto", "build_imagenet", "tfds"),
+        default="auto",
+        help="record format of --data-root (default: detected from the first record)",
+    )
+    p.add_argument("--pipeline-root", default=configs.PIPELINE_ROOT, help="artifacts + metadata")
+    p.add_argument(
+        "--serving-dir", default=None, help="where blessed models are pushed "
+        "(default: PIPELINE_ROOT/serving_model)"
+    )
+    p.add_argument("--model", choices=sorted(configs.MODELS), default=configs.MODEL)
+    p.add_argument("--train-steps", type=_non_negative_int, default=configs.TRAIN_STEPS)
+    p.add_argument("--eval-steps", type=_positive_int, default=configs.EVAL_STEPS)
+    p.add_argument("--batch-size", type=_positive_int, default=configs.BATCH_SIZE)
+    p.add_argument("--learning-rate", type=float, default=configs.LEARNING_RATE)
+    p.add_argument(
+        "--store-full-region",
+        action="store_true",
+        help="store the 256x256 center region; the Trainer then takes random crops of it",
+    )
+    p.add_argument(
+        "--min-top1",
+        type=float,
+        default=configs.MIN_TOP1_ACCURACY,
+        help="value threshold: the lowest top-1 accuracy a model may have to be blessed",
+    )
+    p.add_argument(
+        "--max-top1-drop",
+        type=float,
+        default=configs.MAX_TOP1_DROP,
+        help="change threshold: how much top-1 may fall below the last blessed model",
+    )
+    p.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a Beam pipeline argument, e.g. --beam-arg=--direct_num_workers=2 (repeatable)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    p.set_defaults(handler="pipeline.local_runner:main")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alexnet-tfx",
+        description="Train AlexNet (Krizhevsky et al., 2012) on ImageNet with TFX.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, function_name = args.handler.split(":")
+    handler = getattr(importlib.import_module(module_name), function_name)
+    try:
+        return handler(args) or 0
+    except CliError as error:
+        print(f"alexnet-tfx {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

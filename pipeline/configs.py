@@ -1,0 +1,41 @@
+"""Pipeline defaults: names and numbers only. Every one can be overridden by a CLI flag."""
+
+import os
+
+PIPELINE_NAME = "alexnet-tfx"
+
+# Local runs write under the working directory; metadata lives inside the pipeline root so
+# that one path finds everything a run produced.
+PIPELINE_ROOT = os.path.join("tfx_pipeline_output", PIPELINE_NAME)
+METADATA_FILE = "metadata.sqlite"
+SERVING_DIR_NAME = "serving_model"
+
+SAMPLE_DATA_ROOT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "sample")
+
+# Module code is referenced by import path, so the same pipeline compiles for any
+# orchestrator and the container image needs only this package installed.
+PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+RUN_FN = "models.trainer.run_fn"
+
+# Model name -> (shorter side after resize, crop fed to the model).
+MODELS = {
+    "alexnet": (256, 227),
+    "alexnet-224": (256, 224),  # the paper's 224 with the 3-pixel zero padding
+    "alexnet-grouped": (256, 227),
+    "cifar10": (36, 32),
+}
+MODEL = "alexnet"
+
+# Training: the paper's recipe, except the step count sized for the bundled sample.
+TRAIN_STEPS = 120
+EVAL_STEPS = 4
+BATCH_SIZE = 32
+LEARNING_RATE = 0.01
+MOMENTUM = 0.9
+WEIGHT_DECAY = 5e-4
+DROPOUT_RATE = 0.5
+LIGHTING_STD = 0.1
+
+# Evaluation gate.
+MIN_TOP1_ACCURACY = 0.5
+MAX_TOP1_DROP = 0.0
