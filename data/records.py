@@ -115,9 +115,14 @@ def detect_format(feature_keys: Iterable[str], source: str = "the records") -> R
     )
 
 
+def split_glob(split: str) -> str:
+    """The file-name pattern of one split's shards, named as build_imagenet_data.py names them."""
+    return f"{split}-*"
+
+
 def split_pattern(data_root: str, split: str) -> str:
-    """The file pattern of one split's shards, named as build_imagenet_data.py names them."""
-    return os.path.join(data_root, f"{split}-*")
+    """The path pattern of one split's shards under ``data_root``."""
+    return os.path.join(data_root, split_glob(split))
 
 
 def split_files(data_root: str, split: str) -> list[str]:
@@ -146,8 +151,15 @@ def make_example(
     width: int,
     filename: str,
     bboxes: Iterable[tuple[float, float, float, float]] = (),
+    colorspace: str = "RGB",
+    channels: int = 3,
 ):
-    """A tf.train.Example in the build_imagenet_data.py format (RGB JPEG, 1-based label)."""
+    """A tf.train.Example in the build_imagenet_data.py format (1-based label).
+
+    build_imagenet_data.py converts PNG and CMYK files to RGB JPEGs and marks every record RGB
+    with 3 channels; ``colorspace`` and ``channels`` describe bytes stored unconverted instead
+    (a CMYK or grayscale JPEG), as the bundled sample does to exercise readers.
+    """
     import tensorflow as tf
 
     def _bytes(values):
@@ -169,8 +181,8 @@ def make_example(
         TEXT: _bytes([text.encode()]),
         HEIGHT: _ints([height]),
         WIDTH: _ints([width]),
-        COLORSPACE: _bytes([b"RGB"]),
-        CHANNELS: _ints([3]),
+        COLORSPACE: _bytes([colorspace.encode()]),
+        CHANNELS: _ints([channels]),
         FILENAME: _bytes([filename.encode()]),
         BBOX_XMIN: _floats([b[0] for b in bboxes]),
         BBOX_YMIN: _floats([b[1] for b in bboxes]),

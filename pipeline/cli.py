@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from models import catalog
 from pipeline import configs
 
 
@@ -51,10 +52,11 @@ def _add_run_parser(subparsers) -> None:
     )
     p.add_argument("--pipeline-root", default=configs.PIPELINE_ROOT, help="artifacts + metadata")
     p.add_argument(
-        "--serving-dir", default=None, help="where blessed models are pushed "
-        "(default: PIPELINE_ROOT/serving_model)"
+        "--serving-dir",
+        default=None,
+        help="where blessed models are pushed " "(default: PIPELINE_ROOT/serving_model)",
     )
-    p.add_argument("--model", choices=sorted(configs.MODELS), default=configs.MODEL)
+    p.add_argument("--model", choices=sorted(catalog.MODELS), default=configs.MODEL)
     p.add_argument("--train-steps", type=_non_negative_int, default=configs.TRAIN_STEPS)
     p.add_argument("--eval-steps", type=_positive_int, default=configs.EVAL_STEPS)
     p.add_argument("--batch-size", type=_positive_int, default=configs.BATCH_SIZE)

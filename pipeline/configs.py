@@ -9,22 +9,18 @@ PIPELINE_NAME = "alexnet-tfx"
 PIPELINE_ROOT = os.path.join("tfx_pipeline_output", PIPELINE_NAME)
 METADATA_FILE = "metadata.sqlite"
 SERVING_DIR_NAME = "serving_model"
+CHECKPOINT_DIR_NAME = "trainer_checkpoints"  # BackupAndRestore state that outlives a crash
 
-SAMPLE_DATA_ROOT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "sample")
+_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+SAMPLE_DATA_ROOT = os.path.join(_DATA_DIR, "sample")
+SCHEMA_DIR = os.path.join(_DATA_DIR, "schema")  # <record format>.pbtxt
 
 # Module code is referenced by import path, so the same pipeline compiles for any
 # orchestrator and the container image needs only this package installed.
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 
-# Model name -> (shorter side after resize, crop fed to the model).
-MODELS = {
-    "alexnet": (256, 227),
-    "alexnet-224": (256, 224),  # the paper's 224 with the 3-pixel zero padding
-    "alexnet-grouped": (256, 227),
-    "cifar10": (36, 32),
-}
-MODEL = "alexnet"
+MODEL = "alexnet"  # a name in models.catalog.MODELS
 
 # Training: the paper's recipe, except the step count sized for the bundled sample.
 TRAIN_STEPS = 120
@@ -35,6 +31,9 @@ MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
 DROPOUT_RATE = 0.5
 LIGHTING_STD = 0.1
+
+# Quarantine: fail the run when more than this fraction of a split's records is bad.
+MAX_REJECTED_FRACTION = 0.05
 
 # Evaluation gate.
 MIN_TOP1_ACCURACY = 0.5

@@ -1,0 +1,217 @@
+"""The Trainer's ``run_fn``: the paper's training recipe on the transformed records.
+
+SGD with momentum 0.9, learning rate 0.01 divided by 10 when validation accuracy stops
+improving, weight decay 5e-4 (in the model), batch 128, dropout 0.5, random crops, flips and
+PCA lighting: every value overridable through the Trainer's ``custom_config``
+(``TrainerConfig``). Distribution, mixed precision and XLA are switches of the same config.
+
+Resuming: a re-run of the pipeline after a crash is a new TFX execution with new output
+directories, so ``BackupAndRestore`` keeps its state under ``checkpoint_root`` in a directory
+keyed by the training inputs and config. The same run resumes where it stopped; any change of
+data or config starts afresh. Keras deletes the backup when training completes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras
+from absl import logging
+
+from models import catalog, input_pipeline, signatures
+from models import preprocessing as pp
+
+HISTORY_FILE = "history.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    model: str = "alexnet"
+    record_format: str = "build_imagenet"
+    store_full_region: bool = False
+    batch_size: int = 128
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    dropout_rate: float = 0.5
+    lighting_std: float = 0.1
+    lrn_implementation: str = "tf_nn"
+    steps_per_epoch: int = 20  # validation (and the learning-rate schedule) runs every epoch
+    lr_patience: int = 2  # epochs without a better validation accuracy before lr /= 10
+    distribution: str = "auto"  # "auto": MirroredStrategy over GPUs if any; "mirrored": always
+    mixed_precision: str | None = None  # None, "mixed_float16" or "mixed_bfloat16"
+    xla: bool = False
+    checkpoint_root: str | None = None  # where BackupAndRestore state survives crashes
+    seed: int = 0
+
+    @classmethod
+    def from_custom_config(cls, custom_config: dict | None) -> TrainerConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(custom_config or {}) - known
+        if unknown:
+            raise ValueError(f"unknown Trainer custom_config keys {sorted(unknown)}")
+        return cls(**(custom_config or {}))
+
+    @property
+    def entry(self) -> catalog.ModelEntry:
+        return catalog.get(self.model)
+
+    @property
+    def stored_size(self) -> int:
+        return self.entry.resize_size if self.store_full_region else self.entry.crop_size
+
+
+def make_strategy(distribution: str) -> tf.distribute.Strategy:
+    """MirroredStrategy over all visible GPUs (or, when forced, all logical CPUs)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if distribution == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if distribution != "auto":
+        raise ValueError(f"unknown distribution {distribution!r}; expected 'auto' or 'mirrored'")
+    if gpus:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    return tf.distribute.get_strategy()
+
+
+def pixel_statistics(file_pattern, feature_spec: dict) -> dict[str, tf.Tensor]:
+    """The training-set statistics Transform attached to every record (read from the first)."""
+    files = (
+        tf.io.gfile.glob(file_pattern)
+        if isinstance(file_pattern, str)
+        else [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    )
+    first = next(iter(tf.data.TFRecordDataset(sorted(files)[:1], compression_type="GZIP")))
+    features = tf.io.parse_single_example(first, feature_spec)
+    return {key: features[key] for key in (pp.RGB_MEAN_KEY, pp.RGB_STD_KEY)}
+
+
+def build_model(config: TrainerConfig, num_classes: int, rgb_mean, rgb_std) -> tf_keras.Model:
+    """0..255 RGB images -> float32 logits: normalisation, then the selected network."""
+    crop = config.entry.crop_size
+    inputs = tf_keras.Input([crop, crop, 3], name="image")
+    normalized = tf_keras.layers.Normalization(
+        mean=list(map(float, rgb_mean)),
+        variance=[float(s) ** 2 for s in rgb_std],
+        name="normalize",
+    )(inputs)
+    network = config.entry.build(
+        num_classes=num_classes,
+        lrn_implementation=config.lrn_implementation,
+        weight_decay=config.weight_decay,
+        dropout_rate=config.dropout_rate,
+        classifier_activation=None,
+    )
+    # Logits in float32 whatever the policy, for a numerically stable loss.
+    logits = tf_keras.layers.Activation("linear", dtype="float32", name="logits")(
+        network(normalized)
+    )
+    return tf_keras.Model(inputs, logits, name=config.model.replace("-", "_"))
+
+
+def epoch_length(train_steps: int, max_steps_per_epoch: int) -> int:
+    """The longest epoch of at most ``max_steps_per_epoch`` steps that divides
+    ``train_steps``, so that training runs exactly the configured number of steps."""
+    return max(
+        d for d in range(1, min(train_steps, max_steps_per_epoch) + 1) if train_steps % d == 0
+    )
+
+
+def _backup_dir(config: TrainerConfig, fn_args) -> str:
+    """A directory that a re-run with the same inputs and config finds again."""
+    if not config.checkpoint_root:
+        return os.path.join(fn_args.model_run_dir, "backup")
+    key = json.dumps(
+        {
+            "config": dataclasses.asdict(config),
+            "train_files": sorted(fn_args.train_files),
+            "train_steps": fn_args.train_steps,
+        },
+        sort_keys=True,
+    )
+    return os.path.join(config.checkpoint_root, hashlib.sha256(key.encode()).hexdigest()[:16])
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point (referenced by import path from the pipeline)."""
+    config = TrainerConfig.from_custom_config(fn_args.custom_config)
+    tf_keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision:
+        tf_keras.mixed_precision.set_global_policy(config.mixed_precision)
+
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    feature_spec = tf_transform_output.transformed_feature_spec()
+    num_classes = tf_transform_output.vocabulary_size_by_name(pp.CLASSES_VOCABULARY)
+    stats = pixel_statistics(fn_args.train_files, feature_spec)
+
+    def dataset(files, training):
+        return input_pipeline.make_dataset(
+            files,
+            feature_spec,
+            batch_size=config.batch_size,
+            crop_size=config.entry.crop_size,
+            stored_size=config.stored_size,
+            training=training,
+            lighting_std=config.lighting_std,
+            seed=config.seed,
+        )
+
+    strategy = make_strategy(config.distribution)
+    logging.info(
+        "Training %s (%d classes) for %d steps on %d replica(s)",
+        config.model,
+        num_classes,
+        fn_args.train_steps,
+        strategy.num_replicas_in_sync,
+    )
+    with strategy.scope():
+        model = build_model(config, num_classes, stats[pp.RGB_MEAN_KEY], stats[pp.RGB_STD_KEY])
+        model.compile(
+            optimizer=tf_keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
+            loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[
+                tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                tf_keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"),
+            ],
+            jit_compile=config.xla,
+        )
+
+    history = {}
+    if fn_args.train_steps > 0:
+        steps_per_epoch = epoch_length(fn_args.train_steps, config.steps_per_epoch)
+        epochs = fn_args.train_steps // steps_per_epoch
+        result = model.fit(
+            dataset(fn_args.train_files, training=True),
+            steps_per_epoch=steps_per_epoch,
+            epochs=epochs,
+            validation_data=dataset(fn_args.eval_files, training=False),
+            validation_steps=fn_args.eval_steps,
+            callbacks=[
+                tf_keras.callbacks.BackupAndRestore(_backup_dir(config, fn_args)),
+                tf_keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_accuracy", mode="max", factor=0.1, patience=config.lr_patience
+                ),
+                tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
+            ],
+        )
+        history = {key: [float(v) for v in values] for key, values in result.history.items()}
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
+        json.dump({"epoch": list(range(1, len(history.get("loss", [])) + 1)), **history}, f)
+
+    model.save(
+        fn_args.serving_model_dir,
+        save_format="tf",
+        include_optimizer=False,  # optimizer slots would double the exported size
+        signatures=signatures.make_serving_signatures(
+            model,
+            tf_transform_output,
+            config.record_format,
+            crop_size=config.entry.crop_size,
+            stored_size=config.stored_size,
+        ),
+    )
