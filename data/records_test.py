@@ -176,3 +176,12 @@ def test_make_example_without_boxes_has_empty_box_lists():
     assert parsed["image/class/label"] == 1
     for key in ("xmin", "ymin", "xmax", "ymax", "label"):
         assert parsed[f"image/object/bbox/{key}"] == []
+
+
+def test_make_example_describes_unconverted_bytes():
+    example = records.make_example(
+        b"x", 0, "n01440764", "tench", 1, 1, "a.JPEG", colorspace="CMYK", channels=4
+    )
+    parsed = _parse(example.SerializeToString())
+    assert parsed["image/colorspace"] == b"CMYK"
+    assert parsed["image/channels"] == 4
