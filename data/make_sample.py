@@ -222,7 +222,7 @@ class Variation:
 def _footprint(width: float, height: float, degrees: float) -> tuple[float, float]:
     """The size of the box around a width x height crop rotated by ``degrees``.
 
-    Each crop is cut from this larger box and rotated inside it, so no corner comes out empty.
+    Crops are placed so that this box fits in the photograph: no corner comes out empty.
     """
     cos, sin = math.cos(math.radians(abs(degrees))), math.sin(math.radians(abs(degrees)))
     return width * cos + height * sin, width * sin + height * cos
@@ -266,19 +266,22 @@ def _draw(
 
 def _render(region: Image.Image, v: Variation, long_side: int) -> Image.Image:
     """The region cropped, rotated, flipped, resized and colour-jittered as ``v`` says."""
-    (cx, cy), (w, h) = v.centre, v.size
-    outer_w, outer_h = _footprint(w, h, v.rotation)
-    outer = region.crop(
+    (cx, cy), width, height = v.centre, round(v.size[0]), round(v.size[1])
+    cos, sin = math.cos(math.radians(v.rotation)), math.sin(math.radians(v.rotation))
+    # One affine map from crop pixels to region pixels: rotate about the crop centre.
+    image = region.transform(
+        (width, height),
+        Image.Transform.AFFINE,
         (
-            round(cx - outer_w / 2),
-            round(cy - outer_h / 2),
-            round(cx + outer_w / 2),
-            round(cy + outer_h / 2),
-        )
+            cos,
+            -sin,
+            cx - cos * width / 2 + sin * height / 2,
+            sin,
+            cos,
+            cy - sin * width / 2 - cos * height / 2,
+        ),
+        resample=Image.Resampling.BICUBIC,
     )
-    rotated = outer.rotate(v.rotation, resample=Image.Resampling.BICUBIC)
-    left, top = (outer.width - round(w)) // 2, (outer.height - round(h)) // 2
-    image = rotated.crop((left, top, left + round(w), top + round(h)))
     if v.flip:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     scale = long_side / max(image.size)
@@ -407,12 +410,13 @@ def _sources_markdown(all_records: Sequence[Record], shard_bytes: int) -> str:
         "",
         "## Augmentation",
         "",
-        "Each record is a crop centred inside the labelled object's box, cut from a larger box",
-        "and rotated so no corner is empty, then optionally mirrored, resized (Lanczos) to a",
-        "random long side, jittered in brightness, contrast and saturation, and JPEG-encoded",
-        "(Pillow, 4:2:0, no optimisation) at a random quality. Validation uses another seed and",
-        "milder ranges. With one photograph per class, validation measures robustness to these",
-        "variations, not generalisation to unseen photographs.",
+        "Each record is a crop centred inside the labelled object's box and rotated about its",
+        "centre, placed so its rotated footprint stays inside the photograph (no empty corners),",
+        "then optionally mirrored, resized (Lanczos) to a random long side, jittered in",
+        "brightness, contrast and saturation, and JPEG-encoded (Pillow, 4:2:0, no optimisation)",
+        "at a random quality. Validation uses another seed and milder ranges. With one",
+        "photograph per class, validation measures robustness to these variations, not",
+        "generalisation to unseen photographs.",
         "",
         "| split | seed | per class | crop area | aspect | rotation | jitter | JPEG quality "
         "| long side |",

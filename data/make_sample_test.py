@@ -1,8 +1,10 @@
 """The committed sample: byte-for-byte reproducible, big enough, labelled right, quirky."""
 
 import collections
+import dataclasses
 import io
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
@@ -120,3 +122,18 @@ def test_imagenet_quirks_are_present(sample, split):
     assert long_sides[0] <= 48  # a tiny image, like ImageNet's smallest
     assert long_sides[-1] >= 1800  # a huge one
     assert long_sides[1] >= 200 and long_sides[-2] <= 400  # the rest are ordinary sizes
+
+
+def test_crops_stay_inside_their_photograph():
+    # Rendered from all-white stand-ins, any pixel sampled outside a photograph shows as dark.
+    for split in records.SPLITS:
+        aug = make_sample.AUGMENTATION[split]
+        rng = np.random.default_rng(aug.seed)
+        for photo in make_sample.PHOTOS:
+            region = photo.region or (0, 0, *photo.load().size)
+            white = Image.new("RGB", (region[2] - region[0], region[3] - region[1]), "white")
+            for _ in range(aug.per_class):
+                v = make_sample._draw(rng, aug, photo, white.size)
+                v = dataclasses.replace(v, brightness=1.0, contrast=1.0, saturation=1.0)
+                rendered = make_sample._render(white, v, round(max(v.size)))
+                assert np.asarray(rendered).min() == 255, (split, photo.synset)
