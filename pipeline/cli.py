@@ -89,6 +89,46 @@ def _add_run_parser(subparsers) -> None:
     p.set_defaults(handler="pipeline.local_runner:main")
 
 
+def _add_convert_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "convert-imagenet",
+        help="convert the raw ILSVRC-2012 JPEG tree to TFRecord shards (a Beam pipeline)",
+        description="Convert train/<synset>/*.JPEG and val/ to build_imagenet_data.py TFRecord "
+        "shards, with a manifest of counts and rejected files. Beam pipeline arguments go after "
+        "'--' (default: the DirectRunner).",
+    )
+    p.add_argument("--train-dir", required=True, help="train/ holding one folder per synset")
+    p.add_argument(
+        "--validation-dir",
+        required=True,
+        help="val/ holding one folder per synset, or the images directly (then give "
+        "--validation-labels)",
+    )
+    p.add_argument(
+        "--validation-labels",
+        default=None,
+        metavar="FILE",
+        help="imagenet_2012_validation_synset_labels.txt: one synset per line, line N labels "
+        "ILSVRC2012_val_<N>.JPEG (for a flat --validation-dir)",
+    )
+    p.add_argument(
+        "--bounding-boxes-dir",
+        default=None,
+        metavar="DIR",
+        help="the unpacked ILSVRC bounding-box XML files (optional)",
+    )
+    p.add_argument("--output-dir", required=True, help="where the shards and manifest.json go")
+    p.add_argument("--train-shards", type=_positive_int, default=1024, help="default: 1024")
+    p.add_argument("--validation-shards", type=_positive_int, default=128, help="default: 128")
+    p.add_argument(
+        "beam_args",
+        nargs="*",
+        metavar="BEAM_ARG",
+        help="e.g. --runner=DataflowRunner --setup_file=./setup.py",
+    )
+    p.set_defaults(handler="data.convert:main")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alexnet-tfx",
@@ -96,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run_parser(subparsers)
+    _add_convert_parser(subparsers)
     return parser
 
 
