@@ -13,7 +13,10 @@ whatever ``max_image_pixels`` says.
 
 Truncated JPEGs need no check of their own: ``decode_image`` calls the JPEG decoder with
 ``try_recover_truncated=False``, so TensorFlow 2.16 rejects a JPEG cut anywhere, even one that
-lacks only its end-of-image marker (``image_check_test`` pins this down).
+lacks only its end-of-image (EOI) marker. It does pad silently in one case: scan data that ends
+early but is followed by an EOI marker decodes with gray blocks. That is corruption, not
+truncation, and Transform would decode it the same way, so it passes (``image_check_test`` pins
+both behaviours down).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import warnings
 
 import tensorflow as tf
 from google.protobuf.message import DecodeError
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from data import imagenet_classes
 from data.records import SYNSET, RecordFormat
@@ -103,8 +106,10 @@ def check_record(serialized: bytes, fmt: RecordFormat, max_image_pixels: int) ->
         width, height = _header_size(image)
     except Image.DecompressionBombError as error:
         return reject(TOO_LARGE, str(error))
+    except UnidentifiedImageError:
+        return reject(UNDECODABLE, f"PIL recognises no image format in these {len(image)} bytes")
     except OSError as error:
-        return reject(UNDECODABLE, f"no image header PIL can read: {error}")
+        return reject(UNDECODABLE, f"unreadable image header: {error}")
     if width * height > max_image_pixels:
         return reject(
             TOO_LARGE,
@@ -113,8 +118,8 @@ def check_record(serialized: bytes, fmt: RecordFormat, max_image_pixels: int) ->
 
     try:
         tf.io.decode_image(image, channels=3, expand_animations=False)
-    except tf.errors.InvalidArgumentError as error:
-        return reject(UNDECODABLE, _tf_message(error))
+    except tf.errors.OpError as error:
+        return reject(UNDECODABLE, tf_error_reason(error))
     return Verdict(filename=filename, class_index=class_index)
 
 
@@ -142,6 +147,6 @@ def _header_size(image: bytes) -> tuple[int, int]:
             return opened.size
 
 
-def _tf_message(error: tf.errors.OpError) -> str:
-    """TensorFlow's reason without the eager function-node prefix and op suffix."""
-    return re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]", "", error.message).strip()
+def tf_error_reason(error: tf.errors.OpError) -> str:
+    """TensorFlow's reason for an error, without the eager function-node prefix and op suffix."""
+    return re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\].*", "", error.message).strip()

@@ -1,0 +1,1 @@
+"""The Quarantine component: only records that Transform can use go past ImportExampleGen."""
