@@ -107,6 +107,18 @@ def _pixel_statistics(images: tf.Tensor) -> dict[str, tf.Tensor]:
     }
 
 
+def _synset(class_index: tf.Tensor) -> tf.Tensor:
+    """The synset of each 0-based class index; "" where the index is not a class.
+
+    At serving time the label is absent and the Transform graph is fed its default value, so
+    this must not fail there; in training data the Quarantine has already rejected bad labels.
+    """
+    synsets = tf.constant(imagenet_classes.synsets())
+    valid = (class_index >= 0) & (class_index < synsets.shape[0])
+    clipped = tf.clip_by_value(class_index, 0, synsets.shape[0] - 1)
+    return tf.where(valid, tf.gather(synsets, clipped), "")
+
+
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """tf.Transform entry point (referenced by import path from the pipeline).
 
@@ -130,10 +142,9 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     for key, value in _pixel_statistics(images).items():
         outputs[key] = tf.tile(value[tf.newaxis], [batch_size, 1])
 
-    # The label is absent at serving time; TFT then prunes the outputs that depend on it.
-    label = _dense_column(inputs[record_format.label_key])
-    synset = tf.gather(tf.constant(imagenet_classes.synsets()), label - record_format.label_offset)
-    outputs[SYNSET_KEY] = synset
+    outputs[SYNSET_KEY] = synset = _synset(
+        _dense_column(inputs[record_format.label_key]) - record_format.label_offset
+    )
     outputs[CLASS_INDEX_KEY] = tft.compute_and_apply_vocabulary(
         synset, default_value=-1, vocab_filename=CLASSES_VOCABULARY
     )

@@ -34,6 +34,9 @@ LIGHTING_STD = 0.1
 
 # Quarantine: fail the run when more than this fraction of a split's records is bad.
 MAX_REJECTED_FRACTION = 0.05
+# Larger images are rejected from their header, before decoding: ILSVRC-2012's largest is
+# ~12 megapixels, and a 10,000 x 10,000 image would take 300 MB decoded.
+MAX_IMAGE_PIXELS = 50_000_000
 
 # Evaluation gate.
 MIN_TOP1_ACCURACY = 0.5

@@ -49,7 +49,13 @@ def make_eval_config(min_top1: float, max_top1_drop: float) -> tfma.EvalConfig:
                     tfma.MetricConfig(
                         class_name="SparseCategoricalAccuracy",
                         config=json.dumps({"name": TOP1}),
-                        threshold=top1_threshold,
+                        # The gate looks at the overall slice only; per-class values are
+                        # reported, not gated.
+                        per_slice_thresholds=[
+                            tfma.PerSliceMetricThreshold(
+                                slicing_specs=[tfma.SlicingSpec()], threshold=top1_threshold
+                            )
+                        ],
                     ),
                     tfma.MetricConfig(
                         class_name="SparseTopKCategoricalAccuracy",

@@ -17,10 +17,21 @@ from pipeline import configs, runs
 from pipeline.cli import CliError
 
 
+def is_raw_tree(data_root: str) -> bool:
+    """A raw ILSVRC-2012 tree (train/<synset>/*.JPEG) rather than TFRecord shards."""
+    return os.path.isdir(os.path.join(data_root, "train"))
+
+
 def resolve_record_format(data_root: str, requested: str) -> str:
     """The record format of ``data_root``: checked shards, format read off the first record."""
     if not os.path.isdir(data_root):
         raise CliError(f"--data-root {data_root!r} is not a directory")
+    if is_raw_tree(data_root):
+        if requested not in ("auto", records.BUILD_IMAGENET.name):
+            raise CliError(
+                f"--record-format {requested}: a raw tree becomes build_imagenet records"
+            )
+        return records.BUILD_IMAGENET.name
     try:
         files = {split: records.split_files(data_root, split) for split in records.SPLITS}
     except FileNotFoundError as error:
@@ -150,6 +161,8 @@ def main(args) -> int:
         record_format=record_format,
         schema_file=os.path.join(configs.SCHEMA_DIR, f"{record_format}.pbtxt"),
         serving_dir=serving_dir,
+        raw_tree=is_raw_tree(data_root),
+        validation_labels=args.validation_labels and os.path.abspath(args.validation_labels),
         model=args.model,
         train_steps=args.train_steps,
         eval_steps=args.eval_steps,
@@ -163,7 +176,8 @@ def main(args) -> int:
         ),
         enable_cache=not args.no_cache,
     )
-    print(f"Running {configs.PIPELINE_NAME} on {data_root} ({record_format} records)", flush=True)
+    layout = "raw ILSVRC-2012 tree" if is_raw_tree(data_root) else f"{record_format} records"
+    print(f"Running {configs.PIPELINE_NAME} on {data_root} ({layout})", flush=True)
     try:
         run_pipeline(pipeline)
     except Exception as error:  # the summary says how far it got; the error says why

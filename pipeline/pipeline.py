@@ -1,9 +1,10 @@
 """``create_pipeline``: the one definition of the pipeline, for every orchestrator.
 
-Components in data order: ImportExampleGen -> Quarantine -> StatisticsGen -> ImportSchemaGen ->
-ExampleValidator -> Transform -> Trainer -> Resolver (latest blessed model) -> Evaluator ->
-Pusher. Module code is referenced by import path, never by file, so the same definition
-compiles for the local runner and for Kubeflow (where the package is baked into the image).
+Components in data order: ImportExampleGen (or RawImageNetExampleGen) -> Quarantine ->
+StatisticsGen -> ImportSchemaGen -> ExampleValidator -> Transform -> Trainer -> Resolver
+(latest blessed model) -> Evaluator -> Pusher. Module code is referenced by import path,
+never by file, so the same definition compiles for the local runner and for Kubeflow (where
+the package is baked into the image).
 
 Why ImportSchemaGen: the record contract is fixed (``data/schema/<format>.pbtxt``, reviewed
 code), while SchemaGen would bless whatever the first run's data held, e.g. a label domain of
@@ -19,6 +20,7 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2, transform_pb2
 
 from components.quarantine.component import Quarantine
+from components.raw_imagenet_example_gen.component import RawImageNetExampleGen
 from data import records
 from models import catalog, trainer
 from pipeline import configs
@@ -33,6 +35,8 @@ def create_pipeline(
     record_format: str,
     schema_file: str,
     serving_dir: str,
+    raw_tree: bool = False,
+    validation_labels: str | None = None,
     model: str = configs.MODEL,
     train_steps: int = configs.TRAIN_STEPS,
     eval_steps: int = configs.EVAL_STEPS,
@@ -41,25 +45,38 @@ def create_pipeline(
     min_top1: float = configs.MIN_TOP1_ACCURACY,
     max_top1_drop: float = configs.MAX_TOP1_DROP,
     max_rejected_fraction: float = configs.MAX_REJECTED_FRACTION,
+    max_image_pixels: int = configs.MAX_IMAGE_PIXELS,
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """The pipeline. ``trainer_config`` holds ``models.trainer.TrainerConfig`` overrides."""
+    """The pipeline.
+
+    ``data_root`` holds TFRecord shards (``train-*``, ``validation-*``) in ``record_format``,
+    or, with ``raw_tree``, the raw ILSVRC-2012 JPEG tree (``train/<synset>/``, ``val/``; a
+    flat ``val/`` needs ``validation_labels``). ``trainer_config`` holds
+    ``models.trainer.TrainerConfig`` overrides.
+    """
     entry = catalog.get(model)
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=data_root,
-        input_config=example_gen_pb2.Input(
-            splits=[
-                example_gen_pb2.Input.Split(name=split, pattern=records.split_glob(split))
-                for split in records.SPLITS
-            ]
-        ),
-    )
+    if raw_tree:
+        example_gen = RawImageNetExampleGen(
+            input_base=data_root, validation_labels=validation_labels
+        )
+    else:
+        example_gen = tfx.components.ImportExampleGen(
+            input_base=data_root,
+            input_config=example_gen_pb2.Input(
+                splits=[
+                    example_gen_pb2.Input.Split(name=split, pattern=records.split_glob(split))
+                    for split in records.SPLITS
+                ]
+            ),
+        )
     quarantine = Quarantine(
         examples=example_gen.outputs["examples"],
         record_format=record_format,
         max_rejected_fraction=max_rejected_fraction,
+        max_image_pixels=max_image_pixels,
     )
     examples = quarantine.outputs["examples"]
     statistics_gen = tfx.components.StatisticsGen(examples=examples)

@@ -107,6 +107,7 @@ class Evaluation:
     uri: str
     metrics: dict[str, float]  # overall, candidate
     baseline_metrics: dict[str, float]  # overall, baseline model (empty without a baseline)
+    changes: dict[str, float]  # overall, candidate - baseline
     per_class: dict[str, dict[str, float]]  # synset -> metrics
     has_baseline: bool
     blessed: bool
@@ -122,14 +123,17 @@ def load_evaluation(evaluator: ComponentRun) -> Evaluation:
     metrics: dict[str, float] = {}
     baseline: dict[str, float] = {}
     per_class: dict[str, dict[str, float]] = {}
+    changes: dict[str, float] = {}
     for slice_metrics in tfma.load_metrics(uri):
         keys = slice_metrics.slice_key.single_slice_keys
         for kv in slice_metrics.metric_keys_and_values:
             key = kv.key
-            if key.is_diff or key.HasField("sub_key"):
-                continue
             value = _metric_value(kv.value)
-            if value is None:
+            if value is None or key.HasField("sub_key"):
+                continue
+            if key.is_diff:
+                if not keys:
+                    changes[key.name] = value
                 continue
             if key.model_name == "baseline":
                 if not keys:
@@ -144,14 +148,25 @@ def load_evaluation(evaluator: ComponentRun) -> Evaluation:
     failures = []
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
-            threshold = failure.metric_threshold
-            kind = "change" if threshold.HasField("change_threshold") else "value"
-            failures.append(
-                f"{failure.metric_key.name} {kind} threshold failed: {failure.message}".strip()
-            )
+            failures.append(_describe_failure(failure))
     has_baseline = bool(evaluator.inputs.get("baseline_model"))
     blessed = bool(blessing and blessing.custom_properties["blessed"].int_value == 1)
-    return Evaluation(uri, metrics, baseline, per_class, has_baseline, blessed, failures)
+    return Evaluation(uri, metrics, baseline, changes, per_class, has_baseline, blessed, failures)
+
+
+def _describe_failure(failure) -> str:
+    """E.g. "accuracy 0.143 is below the value threshold 0.5"."""
+    key, threshold = failure.metric_key, failure.metric_threshold
+    value = _metric_value(failure.metric_value)
+    shown = f"{value:.3f}" if value is not None else "?"
+    if key.is_diff:
+        bound = threshold.change_threshold.absolute.value
+        return (
+            f"{key.name} changed by {shown} against the baseline; "
+            f"the change threshold is {bound:+g}"
+        )
+    bound = threshold.value_threshold.lower_bound.value
+    return f"{key.name} {shown} is below the value threshold {bound:g}"
 
 
 def _metric_value(value) -> float | None:
