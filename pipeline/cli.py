@@ -129,6 +129,105 @@ def _add_convert_parser(subparsers) -> None:
     p.set_defaults(handler="data.convert:main")
 
 
+def _add_compile_kubeflow_parser(subparsers) -> None:
+    from data import records
+    from pipeline import kubeflow_runner
+
+    p = subparsers.add_parser(
+        "compile-kubeflow",
+        help="compile the pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines",
+        description="Compile the pipeline to a KFP v2 PipelineJob JSON (offline, deterministic): "
+        "every step in --image, the Trainer on --gpus, Beam steps on --beam-runner. Submit it "
+        "with 'alexnet-tfx submit'.",
+    )
+    p.add_argument("--output", default="pipeline.json", help="the JSON to write (pipeline.json)")
+    p.add_argument("--image", required=True, help="the pipeline image built from the Dockerfile")
+    p.add_argument("--pipeline-root", required=True, help="gs://... for artifacts (and metadata)")
+    p.add_argument(
+        "--data-root",
+        required=True,
+        help="gs://... directory of train-*/validation-* TFRecord shards; a runtime parameter "
+        "(submit --param data_root=... runs the same spec on other data)",
+    )
+    p.add_argument(
+        "--record-format",
+        choices=sorted(records.FORMATS),
+        default=records.BUILD_IMAGENET.name,
+        help="record format of --data-root (compilation is offline: it cannot look)",
+    )
+    p.add_argument(
+        "--serving-dir", default=None, help="gs://... (default: PIPELINE_ROOT/serving_model)"
+    )
+    p.add_argument("--pipeline-name", default=configs.PIPELINE_NAME)
+    p.add_argument("--gpus", type=_positive_int, default=None, help="GPUs for the Trainer")
+    p.add_argument(
+        "--gpu-type",
+        default=None,
+        help="accelerator: NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_TESLA_A100, ... (Vertex AI) or "
+        "nvidia.com/gpu (Kubeflow Pipelines); alone, it means one GPU",
+    )
+    p.add_argument("--trainer-cpus", type=float, default=8.0)
+    p.add_argument("--trainer-memory-gb", type=float, default=32.0)
+    p.add_argument(
+        "--beam-runner",
+        choices=kubeflow_runner.BEAM_RUNNERS,
+        default="DirectRunner",
+        help="Beam runner of ImportExampleGen, Quarantine, StatisticsGen, Transform, Evaluator "
+        "(DirectRunner: multi-processing inside each step's pod)",
+    )
+    p.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a Beam pipeline option, e.g. --beam-arg=--project=P (repeatable)",
+    )
+    p.add_argument("--beam-cpus", type=float, default=8.0, help="CPUs of each Beam step's pod")
+    p.add_argument("--beam-memory-gb", type=float, default=32.0)
+    p.add_argument("--model", choices=sorted(catalog.MODELS), default=configs.MODEL)
+    p.add_argument("--train-steps", type=_non_negative_int, default=configs.TRAIN_STEPS)
+    p.add_argument("--eval-steps", type=_positive_int, default=configs.EVAL_STEPS)
+    p.add_argument("--batch-size", type=_positive_int, default=configs.BATCH_SIZE)
+    p.add_argument("--learning-rate", type=float, default=configs.LEARNING_RATE)
+    p.add_argument("--store-full-region", action="store_true")
+    p.add_argument("--mixed-precision", choices=("mixed_float16", "mixed_bfloat16"), default=None)
+    p.add_argument("--xla", action="store_true", help="compile the training step with XLA")
+    p.add_argument("--min-top1", type=float, default=configs.MIN_TOP1_ACCURACY)
+    p.add_argument("--max-top1-drop", type=float, default=configs.MAX_TOP1_DROP)
+    p.add_argument("--no-cache", action="store_true", help="re-execute every step")
+    p.set_defaults(handler="pipeline.kubeflow_runner:main")
+
+
+def _add_submit_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "submit",
+        help="run a compiled pipeline on Kubeflow Pipelines or Vertex AI Pipelines",
+        description="Start a run of the PipelineJob JSON that compile-kubeflow wrote.",
+    )
+    p.add_argument("--pipeline", default="pipeline.json", help="the compiled JSON")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--host", help="Kubeflow Pipelines API endpoint, e.g. http://localhost:8080")
+    where.add_argument("--vertex", action="store_true", help="Vertex AI Pipelines")
+    p.add_argument("--project", help="Google Cloud project (--vertex)")
+    p.add_argument("--region", help="Google Cloud region, e.g. us-central1 (--vertex)")
+    p.add_argument("--run-name", default=None, help="default: PIPELINE_NAME-YYYYmmdd-HHMMSS")
+    p.add_argument("--experiment", default=None)
+    p.add_argument("--namespace", default=None, help="Kubeflow profile namespace (--host)")
+    p.add_argument("--service-account", default=None)
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a runtime parameter, e.g. --param data_root=gs://... (repeatable)",
+    )
+    p.add_argument(
+        "--label", action="append", default=[], metavar="KEY=VALUE", help="a Vertex AI label"
+    )
+    p.add_argument("--no-cache", action="store_true", help="re-execute every step of this run")
+    p.set_defaults(handler="pipeline.kubeflow_runner:submit")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alexnet-tfx",
@@ -136,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run_parser(subparsers)
+    _add_compile_kubeflow_parser(subparsers)
+    _add_submit_parser(subparsers)
     _add_convert_parser(subparsers)
     return parser
 
