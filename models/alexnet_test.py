@@ -142,7 +142,8 @@ def test_lrn_implementations_give_the_same_network(alexnets):
     explicit.set_weights(reference.get_weights())
     x = images(2)
     expected = reference(x, training=False).numpy()
-    np.testing.assert_allclose(explicit(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-7)
+    # Probabilities: an absolute bound (a relative one is meaningless for ~0 probabilities).
+    np.testing.assert_allclose(explicit(x, training=False).numpy(), expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("grouped", [False, True])

@@ -87,8 +87,8 @@ def test_rejects_bad_arguments(kwargs, message):
 
 
 def test_lrn_layers_use_the_paper_parameters_and_both_implementations_agree():
-    reference = cifar10.build_cifar10_net(lrn_implementation="tf_nn")
-    explicit = cifar10.build_cifar10_net(lrn_implementation="explicit")
+    reference = cifar10.build_cifar10_net(lrn_implementation="tf_nn", classifier_activation=None)
+    explicit = cifar10.build_cifar10_net(lrn_implementation="explicit", classifier_activation=None)
     for name in ("lrn1", "lrn2"):
         layer = explicit.get_layer(name)
         assert (layer.n, layer.k, layer.alpha, layer.beta) == (5, 2.0, 1e-4, 0.75)
@@ -96,7 +96,11 @@ def test_lrn_layers_use_the_paper_parameters_and_both_implementations_agree():
         assert reference.get_layer(name).implementation == "tf_nn"
     explicit.set_weights(reference.get_weights())
     x = images(4) * 50.0  # large enough that the LRN denominators differ from k
-    np.testing.assert_allclose(explicit(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-7)
+    expected = reference(x).numpy()
+    # Logits, not probabilities: softmax of large logits magnifies float32 rounding. The bound
+    # is relative to the largest logit because the two sums round differently by ~1e-7 and
+    # small logits are differences of large terms.
+    np.testing.assert_allclose(explicit(x).numpy(), expected, atol=1e-5 * np.abs(expected).max())
 
 
 def test_weight_decay_on_kernels():
