@@ -38,7 +38,7 @@ class TrainerConfig:
     learning_rate: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    dropout_rate: float = 0.5
+    dropout_rate: float | None = None  # None: the model's own (AlexNet: the paper's 0.5)
     lighting_std: float = 0.1
     lrn_implementation: str = "tf_nn"
     steps_per_epoch: int = 20  # validation (and the learning-rate schedule) runs every epoch
@@ -100,12 +100,13 @@ def build_model(config: TrainerConfig, num_classes: int, rgb_mean, rgb_std) -> t
         variance=[float(s) ** 2 for s in rgb_std],
         name="normalize",
     )(inputs)
+    options = {} if config.dropout_rate is None else {"dropout_rate": config.dropout_rate}
     network = config.entry.build(
         num_classes=num_classes,
         lrn_implementation=config.lrn_implementation,
         weight_decay=config.weight_decay,
-        dropout_rate=config.dropout_rate,
         classifier_activation=None,
+        **options,
     )
     # Logits in float32 whatever the policy, for a numerically stable loss.
     logits = tf_keras.layers.Activation("linear", dtype="float32", name="logits")(

@@ -42,7 +42,13 @@ def _add_run_parser(subparsers) -> None:
     p.add_argument(
         "--data-root",
         default=configs.SAMPLE_DATA_ROOT,
-        help="directory of train-*/validation-* TFRecord shards (default: the bundled sample)",
+        help="directory of train-*/validation-* TFRecord shards, or a raw ILSVRC-2012 tree "
+        "with train/<synset>/ and val/ (default: the bundled sample)",
+    )
+    p.add_argument(
+        "--validation-labels",
+        default=None,
+        help="for a raw tree with a flat val/: imagenet_2012_validation_synset_labels.txt",
     )
     p.add_argument(
         "--record-format",

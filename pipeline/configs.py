@@ -22,15 +22,11 @@ RUN_FN = "models.trainer.run_fn"
 
 MODEL = "alexnet"  # a name in models.catalog.MODELS
 
-# Training: the paper's recipe, except the step count sized for the bundled sample.
+# Training on the bundled sample (the rest of the paper's recipe: models.trainer.TrainerConfig).
 TRAIN_STEPS = 120
 EVAL_STEPS = 4
 BATCH_SIZE = 32
 LEARNING_RATE = 0.01
-MOMENTUM = 0.9
-WEIGHT_DECAY = 5e-4
-DROPOUT_RATE = 0.5
-LIGHTING_STD = 0.1
 
 # Quarantine: fail the run when more than this fraction of a split's records is bad.
 MAX_REJECTED_FRACTION = 0.05
