@@ -53,16 +53,20 @@ def pca_lighting(
     std: float,
     seed: int | None = None,
 ) -> tf.Tensor:
-    """The paper's lighting noise: add [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T to every pixel.
+    """The paper's lighting noise: add [p1 p2 p3][a1 s1, a2 s2, a3 s3]^T to every pixel.
 
     ``eigval`` [N, 3] and ``eigvec`` [N, 9] (columns p_i, row-major) come from the RGB
-    covariance of the training set; a_i ~ N(0, std) is drawn once per image.
+    covariance of the training set; a_i ~ N(0, std) is drawn once per image. The paper writes
+    the eigenvalue l_i where s_i stands here; that only has the right size for some pixel
+    scale, so, as the common reimplementations do (cuda-convnet's successors, fb.resnet.torch),
+    s_i = sqrt(l_i) is used: the standard deviation along p_i, which scales with the pixels.
+    On the 0..255 scale, l_i itself would shift colours by hundreds of levels.
     """
     if std == 0:
         return images
     alpha = tf.random.normal(tf.shape(eigval), stddev=std, seed=seed)
     vectors = tf.reshape(eigvec, [-1, 3, 3])
-    shift = tf.einsum("nij,nj->ni", vectors, alpha * eigval)
+    shift = tf.einsum("nij,nj->ni", vectors, alpha * tf.sqrt(tf.maximum(eigval, 0.0)))
     return images + shift[:, tf.newaxis, tf.newaxis, :]
 
 

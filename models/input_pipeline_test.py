@@ -47,8 +47,8 @@ def test_pca_lighting_follows_the_paper_distribution():
         seed=7,
     ).numpy()
     shifts = shifted.reshape(n, 3)
-    # shift = P (alpha * lambda), alpha ~ N(0, 0.1^2 I)  =>  Cov = P diag((0.1 lambda)^2) P^T.
-    expected = q @ np.diag((0.1 * eigval) ** 2) @ q.T
+    # shift = P (alpha * sqrt(lambda)), alpha ~ N(0, 0.1^2 I)  =>  Cov = P diag(0.01 lambda) P^T.
+    expected = q @ np.diag(0.01 * eigval) @ q.T
     np.testing.assert_allclose(np.cov(shifts, rowvar=False), expected, rtol=0.05, atol=1e-3)
     np.testing.assert_allclose(shifts.mean(0), 0, atol=0.2)
     assert ip.pca_lighting(images, None, None, std=0) is images
