@@ -234,6 +234,23 @@ def _add_submit_parser(subparsers) -> None:
     p.set_defaults(handler="pipeline.kubeflow_runner:submit")
 
 
+def _add_report_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write an HTML report of a run: verdict, metrics, per-class plots, history",
+        description="Write one self-contained HTML file (plots embedded as PNG) showing how a "
+        "run's model did and why it was or was not pushed, read from ML Metadata.",
+    )
+    p.add_argument(
+        "--pipeline-root",
+        default=configs.PIPELINE_ROOT,
+        help="where the pipeline ran (default: %(default)s, where 'run' writes)",
+    )
+    p.add_argument("--output", default="report.html", help="the HTML to write (report.html)")
+    p.add_argument("--run-id", default=None, help="which run (default: the latest)")
+    p.set_defaults(handler="pipeline.report:main")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alexnet-tfx",
@@ -244,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compile_kubeflow_parser(subparsers)
     _add_submit_parser(subparsers)
     _add_convert_parser(subparsers)
+    _add_report_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,190 @@
+"""Inspecting real runs: ``alexnet-tfx report`` and the TFMA notebook, executed headless.
+
+The expected numbers are read straight from each run's evaluation artifact with TFMA, not
+through the code under test. Each report names its run, so the tests hold whatever other runs
+the shared pipeline root has gained by the time they run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import nbformat
+import pytest
+import tensorflow_model_analysis as tfma
+from nbclient import NotebookClient
+
+from pipeline import runs
+from pipeline.report_test import ReportPage, png_pixels
+from tests.conftest import REPO, PipelineRun, run_cli
+
+pytestmark = pytest.mark.e2e
+
+NOTEBOOK = os.path.join(REPO, "notebooks", "inspect_evaluation.ipynb")
+
+
+def _run_id(run: PipelineRun) -> str:
+    """The run id the run's own summary printed."""
+    return re.search(r"^Run (\S+) \(", run.result.stdout, re.MULTILINE).group(1)
+
+
+def _evaluation_uri(run: PipelineRun) -> str:
+    store = runs.open_store(run.root)
+    return runs.component_runs(store, _run_id(run))["Evaluator"].uri("evaluation")
+
+
+def _artifact_metrics(uri: str) -> dict[tuple[str, str, bool], dict[str, float]]:
+    """{(model name, synset or "", is_diff): {metric: value}} as TFMA stored them."""
+    result: dict = {}
+    for slice_metrics in tfma.load_metrics(uri):
+        keys = slice_metrics.slice_key.single_slice_keys
+        synset = keys[0].bytes_value.decode() if keys else ""
+        for kv in slice_metrics.metric_keys_and_values:
+            if kv.value.HasField("double_value"):
+                where = (kv.key.model_name, synset, kv.key.is_diff)
+                result.setdefault(where, {})[kv.key.name] = kv.value.double_value.value
+    return result
+
+
+def _report(run: PipelineRun, tmp_path) -> tuple[str, ReportPage]:
+    output = tmp_path / "report.html"
+    result = run_cli(
+        "report", "--pipeline-root", run.root, "--run-id", _run_id(run), "--output", str(output)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Wrote {output}" in result.stdout
+    text = output.read_text(encoding="utf-8")
+    return text, ReportPage(text)
+
+
+def _assert_plots_are_drawn(page: ReportPage, count: int) -> None:
+    assert len(page.images) == count
+    for src in page.images:
+        pixels = png_pixels(src)
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 300
+        assert pixels[..., :3].std() > 0.05  # something is drawn on the canvas
+
+
+def _candidate(stored: dict, synset: str = "") -> dict[str, float]:
+    """The evaluated model's metrics on one slice (not the baseline's, not the changes)."""
+    return next(
+        values
+        for (model, s, diff), values in stored.items()
+        if s == synset and not diff and model != "baseline"
+    )
+
+
+def test_the_report_of_a_run_shows_the_numbers_of_its_evaluation(first_run, tmp_path):
+    text, page = _report(first_run, tmp_path)
+    uri = _evaluation_uri(first_run)
+    stored = _artifact_metrics(uri)
+    overall = _candidate(stored)
+    shown = page.numbers("metrics", "metric", "model", "candidate")
+    for metric in ("accuracy", "top5_accuracy", "loss", "example_count"):
+        assert shown[metric][0] == overall[metric]
+    assert shown["accuracy"][1] == f"{overall['accuracy']:.4f}"
+    assert shown["example_count"][1] == "70"
+
+    synsets = sorted(s for _, s, _ in stored if s)
+    assert len(synsets) == 7
+    per_class = page.numbers("per-class", "synset", "metric", "accuracy")
+    assert per_class == {
+        s: (_candidate(stored, s)["accuracy"], f"{_candidate(stored, s)['accuracy']:.4f}")
+        for s in synsets
+    }
+    # The confusion matrix agrees with TFMA's per-class slices: each row holds that class's
+    # validation images, and its diagonal cell the ones classified correctly.
+    for synset in synsets:
+        row = {p: page.numbers("confusion", "synset", "predicted", p)[synset][0] for p in synsets}
+        count = _candidate(stored, synset)["example_count"]
+        other = page.numbers("confusion", "synset", "predicted", "other")[synset][0]
+        assert sum(row.values()) + other == count
+        assert row[synset] / count == pytest.approx(_candidate(stored, synset)["accuracy"])
+
+    # per class, confusion matrix, training curves, metric history
+    _assert_plots_are_drawn(page, 4)
+    for node_id in ("ImportExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert node_id in page.text["components"]
+    assert uri in page.text["components"]
+
+    validation = tfma.load_validation_result(uri)
+    if validation.validation_ok:
+        assert "Blessed" in page.text["verdict"] and "NOT" not in page.text["verdict"]
+        assert first_run.serving_dir in page.text["verdict"]
+    else:
+        assert "NOT blessed, nothing pushed" in page.text["verdict"]
+
+
+def test_the_report_of_an_unblessed_run_says_so_and_why(zero_step_run, tmp_path):
+    run, _ = zero_step_run
+    text, page = _report(run, tmp_path)
+    validation = tfma.load_validation_result(_evaluation_uri(run))
+    assert not validation.validation_ok
+    assert "NOT blessed, nothing pushed" in page.text["verdict"]
+    per_slice = validation.metric_validations_per_slice
+    (overall,) = [s for s in per_slice if not s.slice_key.single_slice_keys]
+    assert overall.failures
+    for failure in overall.failures:  # each failed threshold, with the value that failed it
+        name = failure.metric_key.name
+        value = failure.metric_value.double_value.value
+        if failure.metric_key.is_diff:
+            bound = failure.metric_threshold.change_threshold.absolute.value + 0.0  # not -0
+            reason = f"{name} changed by {value:.3f} against the baseline"
+            rule = f"{name} - baseline >= {bound:+g}"
+        else:
+            bound = failure.metric_threshold.value_threshold.lower_bound.value
+            reason = f"{name} {value:.3f} is below the value threshold {bound:g}"
+            rule = f"{name} >= {bound:g}"
+        assert reason in page.text["verdict"]
+        assert rule in page.text["thresholds"]
+    assert "FAILED" in page.text["thresholds"]
+    assert "trained 0 steps" in text  # no training curves to draw
+    _assert_plots_are_drawn(page, 3)  # per class, confusion matrix, metric history
+
+
+def test_the_report_compares_with_the_baseline_model(first_run, second_run, tmp_path):
+    _, page = _report(second_run, tmp_path)
+    stored = _artifact_metrics(_evaluation_uri(second_run))
+    baseline = next(v for (model, s, diff), v in stored.items() if model == "baseline" and not s)
+    change = next(v for (_, s, diff), v in stored.items() if diff and not s)
+    assert (
+        page.numbers("metrics", "metric", "model", "baseline")["accuracy"][0]
+        == baseline["accuracy"]
+    )
+    assert page.numbers("metrics", "metric", "model", "change")["accuracy"][0] == change["accuracy"]
+    assert "accuracy - baseline >= -1" in page.text["thresholds"]  # --max-top1-drop 1.0
+    # The history holds both runs; the first run's model is the baseline, on the same images.
+    history = page.numbers("history", "run", "metric", "accuracy")
+    assert history[_run_id(second_run)][0] == _candidate(stored)["accuracy"]
+    assert history[_run_id(first_run)][0] == pytest.approx(baseline["accuracy"])
+
+
+def test_the_notebook_runs_headless_against_a_run(first_run, monkeypatch):
+    monkeypatch.setenv("ALEXNET_TFX_PIPELINE_ROOT", first_run.root)
+    monkeypatch.setenv("ALEXNET_TFX_RUN_ID", _run_id(first_run))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}},
+    )
+    client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
+
+    texts, images = [], 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error"
+            texts.append(output.get("text", ""))
+            texts.append(output.get("data", {}).get("text/plain", ""))
+            texts.append(output.get("data", {}).get("text/markdown", ""))
+            images += "image/png" in output.get("data", {})
+    text = "\n".join(texts)
+    uri = _evaluation_uri(first_run)
+    assert uri in text
+    overall = _candidate(_artifact_metrics(uri))
+    for metric in ("accuracy", "top5_accuracy", "loss"):
+        assert f"{overall[metric]:.4f}" in text
+    assert ("Blessed" if tfma.load_validation_result(uri).validation_ok else "NOT blessed") in text
+    assert images == 4  # per class, confusion matrix, training curves, metric history
