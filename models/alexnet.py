@@ -16,6 +16,7 @@ import tf_keras
 from models.lrn import LocalResponseNormalization
 
 INPUT_SIZES = (224, 227)
+INITIALIZATIONS = ("paper", "glorot")
 _CONV1_INPUT_SIZE = 227
 
 
@@ -56,6 +57,7 @@ def build_alexnet(
     dropout_rate=0.5,
     weight_decay=5e-4,
     classifier_activation="softmax",
+    initialization="paper",
     name="alexnet",
 ):
     """The paper's AlexNet as a tf_keras functional model on (input_size, input_size, 3) images.
@@ -65,7 +67,10 @@ def build_alexnet(
     the paper's update rule, whose decay term is ``weight_decay * w``: that is the gradient of
     ``(weight_decay / 2) * sum(w**2)``, hence ``l2(weight_decay / 2)`` (Keras' ``l2(l)`` adds
     ``l * sum(w**2)``). It applies to kernels only, not biases, as in the reference Caffe
-    models. ``classifier_activation=None`` returns logits; under a mixed-precision policy the
+    models. ``initialization="glorot"`` swaps in Keras' defaults (Glorot-uniform kernels, zero
+    biases): the paper's start needs many epochs to leave its initial plateau (on the bundled
+    sample it could not fit 16 images in 25 steps; Glorot fit them in ~18).
+    ``classifier_activation=None`` returns logits; under a mixed-precision policy the
     ``predictions`` layer still outputs float32.
     """
     if input_size not in INPUT_SIZES:
@@ -79,7 +84,21 @@ def build_alexnet(
         )
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"build_alexnet: dropout_rate must be in [0, 1); got {dropout_rate!r}")
+    if initialization not in INITIALIZATIONS:
+        raise ValueError(
+            f"build_alexnet: initialization must be one of {INITIALIZATIONS}; "
+            f"got {initialization!r}"
+        )
     regularizer = kernel_regularizer(weight_decay)
+
+    def initializers(bias):
+        if initialization == "paper":
+            return {
+                "kernel_initializer": tf_keras.initializers.RandomNormal(stddev=0.01),
+                "bias_initializer": tf_keras.initializers.Constant(bias),
+            }
+        return {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
+
     towers = 2 if grouped else 1  # groups of conv2, conv4 and conv5
 
     def conv(filters, size, layer_name, bias, strides=1, padding="same", groups=1):
@@ -91,9 +110,8 @@ def build_alexnet(
             padding=padding,
             groups=groups,
             activation="relu",
-            kernel_initializer=tf_keras.initializers.RandomNormal(stddev=0.01),
-            bias_initializer=tf_keras.initializers.Constant(bias),
             kernel_regularizer=regularizer,
+            **initializers(bias),
             name=layer_name,
         )
 
@@ -101,9 +119,8 @@ def build_alexnet(
         return tf_keras.layers.Dense(
             units,
             activation=activation,
-            kernel_initializer=tf_keras.initializers.RandomNormal(stddev=0.01),
-            bias_initializer=tf_keras.initializers.Constant(bias),
             kernel_regularizer=regularizer,
+            **initializers(bias),
             name=layer_name,
         )
 

@@ -158,6 +158,22 @@ def test_paper_initialisation(alexnets, grouped):
         np.testing.assert_array_equal(bias, 1.0 if name in BIAS_ONE else 0.0, err_msg=name)
 
 
+def test_glorot_initialisation_and_unknown_names():
+    model = alexnet.build_alexnet(NUM_CLASSES, initialization="glorot")
+    for name in WEIGHTED_LAYERS:
+        kernel, bias = (w.numpy() for w in model.get_layer(name).weights)
+        fan_in, fan_out = np.prod(kernel.shape[:-1]), kernel.shape[-1] * np.prod(kernel.shape[:-2])
+        if kernel.ndim == 2:
+            fan_in, fan_out = kernel.shape
+        # Glorot-uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)), std a / sqrt(3).
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        assert np.abs(kernel).max() <= limit * (1 + 1e-6), name
+        assert abs(kernel.std() - limit / np.sqrt(3)) < 0.03 * limit / np.sqrt(3), name
+        np.testing.assert_array_equal(bias, 0.0, err_msg=name)
+    with pytest.raises(ValueError, match="initialization"):
+        alexnet.build_alexnet(NUM_CLASSES, initialization="he")
+
+
 def test_weight_decay_is_the_papers_update_term(alexnets):
     weight_decay = 5e-4  # the builder's default
     model = alexnets[True]

@@ -39,6 +39,7 @@ class TrainerConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     dropout_rate: float | None = None  # None: the model's own (AlexNet: the paper's 0.5)
+    initialization: str | None = None  # None: the model's own (AlexNet: the paper's)
     lighting_std: float = 0.1
     lrn_implementation: str = "tf_nn"
     steps_per_epoch: int = 20  # validation (and the learning-rate schedule) runs every epoch
@@ -100,7 +101,14 @@ def build_model(config: TrainerConfig, num_classes: int, rgb_mean, rgb_std) -> t
         variance=[float(s) ** 2 for s in rgb_std],
         name="normalize",
     )(inputs)
-    options = {} if config.dropout_rate is None else {"dropout_rate": config.dropout_rate}
+    options = {
+        key: value
+        for key, value in (
+            ("dropout_rate", config.dropout_rate),
+            ("initialization", config.initialization),
+        )
+        if value is not None
+    }
     network = config.entry.build(
         num_classes=num_classes,
         lrn_implementation=config.lrn_implementation,
@@ -131,7 +139,7 @@ def _backup_dir(config: TrainerConfig, fn_args) -> str:
         {
             "config": dataclasses.asdict(config),
             "train_files": sorted(fn_args.train_files),
-            "train_steps": fn_args.train_steps,
+            "train_steps": fn_args.train_steps or 0,
         },
         sort_keys=True,
     )
@@ -141,6 +149,7 @@ def _backup_dir(config: TrainerConfig, fn_args) -> str:
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (referenced by import path from the pipeline)."""
     config = TrainerConfig.from_custom_config(fn_args.custom_config)
+    train_steps = fn_args.train_steps or 0  # TFX passes num_steps=0 as None
     tf_keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
         tf_keras.mixed_precision.set_global_policy(config.mixed_precision)
@@ -167,7 +176,7 @@ def run_fn(fn_args) -> None:
         "Training %s (%d classes) for %d steps on %d replica(s)",
         config.model,
         num_classes,
-        fn_args.train_steps,
+        train_steps,
         strategy.num_replicas_in_sync,
     )
     with strategy.scope():
@@ -183,14 +192,15 @@ def run_fn(fn_args) -> None:
         )
 
     history = {}
-    if fn_args.train_steps > 0:
-        steps_per_epoch = epoch_length(fn_args.train_steps, config.steps_per_epoch)
-        epochs = fn_args.train_steps // steps_per_epoch
+    if train_steps > 0:
+        steps_per_epoch = epoch_length(train_steps, config.steps_per_epoch)
+        epochs = train_steps // steps_per_epoch
         result = model.fit(
             dataset(fn_args.train_files, training=True),
             steps_per_epoch=steps_per_epoch,
             epochs=epochs,
-            validation_data=dataset(fn_args.eval_files, training=False),
+            # Keras keeps one validation iterator across epochs: repeat so it never runs dry.
+            validation_data=dataset(fn_args.eval_files, training=False).repeat(),
             validation_steps=fn_args.eval_steps,
             callbacks=[
                 tf_keras.callbacks.BackupAndRestore(_backup_dir(config, fn_args)),

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 
-import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import apache_beam as beam
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from data import records
 from models import catalog, trainer
 from models import preprocessing as pp
@@ -51,6 +51,7 @@ def transform_sample(out_dir, model="alexnet", store_full_region=False, n_train=
     metadata = dataset_metadata.DatasetMetadata(schema)
     transform_dir = os.path.join(out_dir, "transform_graph")
     with beam.Pipeline() as p, tft_beam.Context(temp_dir=os.path.join(out_dir, "tmp")):
+
         def read(split, n):
             instances = [
                 {k: v.numpy() for k, v in tf.io.parse_single_example(r, RAW_SPEC).items()}
@@ -127,8 +128,10 @@ def test_signatures_agree_with_each_other_and_with_transform(exported, transform
     loaded = tf.saved_model.load(exported.serving_model_dir)
     raw = _sample_records("validation", 6)
     by_examples = loaded.signatures["serving_default"](examples=tf.constant(raw))
-    encoded = [tf.train.Example.FromString(r).features.feature[records.ENCODED].bytes_list.value[0]
-               for r in raw]
+    encoded = [
+        tf.train.Example.FromString(r).features.feature[records.ENCODED].bytes_list.value[0]
+        for r in raw
+    ]
     by_bytes = loaded.signatures["serving_image_bytes"](image_bytes=tf.constant(encoded))
     np.testing.assert_allclose(by_examples["probabilities"], by_bytes["probabilities"], atol=1e-6)
     np.testing.assert_allclose(tf.reduce_sum(by_examples["probabilities"], 1), 1.0, atol=1e-5)

@@ -32,6 +32,53 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _add_training_flags(p) -> None:
+    """Model, training and gate flags: the same for every orchestrator."""
+    p.add_argument("--model", choices=sorted(catalog.MODELS), default=configs.MODEL)
+    p.add_argument("--train-steps", type=_non_negative_int, default=configs.TRAIN_STEPS)
+    p.add_argument("--eval-steps", type=_positive_int, default=configs.EVAL_STEPS)
+    p.add_argument("--batch-size", type=_positive_int, default=configs.BATCH_SIZE)
+    p.add_argument("--learning-rate", type=float, default=configs.LEARNING_RATE)
+    p.add_argument(
+        "--initialization",
+        choices=("paper", "glorot"),
+        default=configs.INITIALIZATION,
+        help="AlexNet's initial weights: the paper's N(0, 0.01) with biases of 1 (needs many "
+        "epochs; use it for ImageNet) or Glorot-uniform with zero biases (the default: learns "
+        "the bundled sample in minutes)",
+    )
+    p.add_argument(
+        "--store-full-region",
+        action="store_true",
+        help="store the 256x256 center region; the Trainer then takes random crops of it",
+    )
+    p.add_argument("--mixed-precision", choices=("mixed_float16", "mixed_bfloat16"), default=None)
+    p.add_argument("--xla", action="store_true", help="compile the training step with XLA")
+    p.add_argument(
+        "--min-top1",
+        type=float,
+        default=configs.MIN_TOP1_ACCURACY,
+        help="value threshold: the lowest top-1 accuracy a model may have to be blessed",
+    )
+    p.add_argument(
+        "--max-top1-drop",
+        type=float,
+        default=configs.MAX_TOP1_DROP,
+        help="change threshold: how much top-1 may fall below the last blessed model",
+    )
+    p.add_argument("--no-cache", action="store_true", help="re-execute every component")
+
+
+def trainer_config(args) -> dict:
+    """The ``models.trainer.TrainerConfig`` overrides that the training flags set."""
+    config = {"batch_size": args.batch_size, "learning_rate": args.learning_rate, "xla": args.xla}
+    if args.mixed_precision:
+        config["mixed_precision"] = args.mixed_precision
+    if args.model != "cifar10":  # the CIFAR-10 net has one initialisation of its own
+        config["initialization"] = args.initialization
+    return config
+
+
 def _add_run_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "run",
@@ -62,28 +109,7 @@ def _add_run_parser(subparsers) -> None:
         default=None,
         help="where blessed models are pushed " "(default: PIPELINE_ROOT/serving_model)",
     )
-    p.add_argument("--model", choices=sorted(catalog.MODELS), default=configs.MODEL)
-    p.add_argument("--train-steps", type=_non_negative_int, default=configs.TRAIN_STEPS)
-    p.add_argument("--eval-steps", type=_positive_int, default=configs.EVAL_STEPS)
-    p.add_argument("--batch-size", type=_positive_int, default=configs.BATCH_SIZE)
-    p.add_argument("--learning-rate", type=float, default=configs.LEARNING_RATE)
-    p.add_argument(
-        "--store-full-region",
-        action="store_true",
-        help="store the 256x256 center region; the Trainer then takes random crops of it",
-    )
-    p.add_argument(
-        "--min-top1",
-        type=float,
-        default=configs.MIN_TOP1_ACCURACY,
-        help="value threshold: the lowest top-1 accuracy a model may have to be blessed",
-    )
-    p.add_argument(
-        "--max-top1-drop",
-        type=float,
-        default=configs.MAX_TOP1_DROP,
-        help="change threshold: how much top-1 may fall below the last blessed model",
-    )
+    _add_training_flags(p)
     p.add_argument(
         "--beam-arg",
         action="append",
@@ -91,7 +117,6 @@ def _add_run_parser(subparsers) -> None:
         metavar="ARG",
         help="a Beam pipeline argument, e.g. --beam-arg=--direct_num_workers=2 (repeatable)",
     )
-    p.add_argument("--no-cache", action="store_true", help="re-execute every component")
     p.set_defaults(handler="pipeline.local_runner:main")
 
 
@@ -190,17 +215,7 @@ def _add_compile_kubeflow_parser(subparsers) -> None:
     )
     p.add_argument("--beam-cpus", type=float, default=8.0, help="CPUs of each Beam step's pod")
     p.add_argument("--beam-memory-gb", type=float, default=32.0)
-    p.add_argument("--model", choices=sorted(catalog.MODELS), default=configs.MODEL)
-    p.add_argument("--train-steps", type=_non_negative_int, default=configs.TRAIN_STEPS)
-    p.add_argument("--eval-steps", type=_positive_int, default=configs.EVAL_STEPS)
-    p.add_argument("--batch-size", type=_positive_int, default=configs.BATCH_SIZE)
-    p.add_argument("--learning-rate", type=float, default=configs.LEARNING_RATE)
-    p.add_argument("--store-full-region", action="store_true")
-    p.add_argument("--mixed-precision", choices=("mixed_float16", "mixed_bfloat16"), default=None)
-    p.add_argument("--xla", action="store_true", help="compile the training step with XLA")
-    p.add_argument("--min-top1", type=float, default=configs.MIN_TOP1_ACCURACY)
-    p.add_argument("--max-top1-drop", type=float, default=configs.MAX_TOP1_DROP)
-    p.add_argument("--no-cache", action="store_true", help="re-execute every step")
+    _add_training_flags(p)
     p.set_defaults(handler="pipeline.kubeflow_runner:main")
 
 
@@ -251,6 +266,74 @@ def _add_report_parser(subparsers) -> None:
     p.set_defaults(handler="pipeline.report:main")
 
 
+def _add_bench_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="measure throughput, memory and sizes against same-run baselines",
+        description="Benchmarks on generated ImageNet-like images (made once from the bundled "
+        "sample's photographs, under --work-dir). Each prints its figures as ratios to a "
+        "baseline measured in the same run, then one JSON line. See docs/benchmarks.md.",
+    )
+    benches = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+
+    def bench(name: str, help_text: str, images: int | None, module: str | None = None):
+        b = benches.add_parser(name, help=help_text, description=help_text)
+        if images:
+            b.add_argument(
+                "--images", type=_positive_int, default=images, help=f"default: {images}"
+            )
+        b.add_argument(
+            "--work-dir",
+            default=None,
+            help="generated images and pipeline roots (default: $TMPDIR/alexnet-tfx-bench)",
+        )
+        b.set_defaults(handler=f"bench.{module or name}:main")
+        return b
+
+    bench(
+        "transform",
+        "Transform images/s / single-thread decode limit (marginal, N/10 -> N images); "
+        "peak RSS at N/10 and N",
+        10000,
+    )
+    b = bench(
+        "input",
+        "Trainer input pipeline images/s per core / reading the same GZIP records",
+        1000,
+        module="trainer_input",
+    )
+    b.add_argument("--batch-size", type=_positive_int, default=128, help="the paper's 128")
+    b.add_argument("--batches", type=_positive_int, default=40, help="batches timed")
+    b = bench(
+        "overhead",
+        "training step time with the real input / with the same batches in memory; on a GPU, "
+        "add --mixed-precision and --xla",
+        1000,
+    )
+    b.add_argument("--model", choices=sorted(catalog.MODELS), default=configs.MODEL)
+    b.add_argument("--batch-size", type=_positive_int, default=128, help="the paper's 128")
+    b.add_argument("--steps", type=_positive_int, default=10, help="steps timed per input")
+    b.add_argument("--mixed-precision", choices=("mixed_float16", "mixed_bfloat16"))
+    b.add_argument("--xla", action="store_true", help="compile the training step with XLA")
+    b = bench(
+        "e2e",
+        "'alexnet-tfx run' (the bundled sample) in a fresh pipeline root: wall time, "
+        "per-component durations from ML Metadata, peak RSS",
+        None,
+    )
+    b.add_argument(
+        "run_args",
+        nargs="*",
+        metavar="RUN_ARG",
+        help="after '--': flags for 'alexnet-tfx run' (default: none, as 'make run')",
+    )
+    bench(
+        "sizes",
+        "transformed bytes per image / input JPEG bytes; SavedModel bytes / float32 weights",
+        1000,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alexnet-tfx",
@@ -262,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_submit_parser(subparsers)
     _add_convert_parser(subparsers)
     _add_report_parser(subparsers)
+    _add_bench_parser(subparsers)
     return parser
 
 
@@ -277,4 +361,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Handlers raise ``pipeline.cli.CliError``; run that module's main, not this __main__ copy,
+    # so ``python -m pipeline.cli`` catches it too.
+    from pipeline.cli import main as _main
+
+    sys.exit(_main())

@@ -65,6 +65,8 @@ def make_eval_config(min_top1: float, max_top1_drop: float) -> tfma.EvalConfig:
                         class_name="SparseCategoricalCrossentropy",
                         config=json.dumps({"name": LOSS}),
                     ),
+                    # Which class each validation image was taken for (argmax prediction).
+                    tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
                 ]
             )
         ],

@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 
-from pipeline import configs
+from pipeline import cli, configs
 from pipeline.cli import CliError
 
 # The Dockerfile's WORKDIR: the package lives here in the image, so the spec names files here,
@@ -215,11 +215,6 @@ def compile_job(args) -> dict:
         pipeline_root=pipeline_root,
         workers=max(1, int(args.beam_cpus)),
     )
-    trainer_config = {"batch_size": args.batch_size, "learning_rate": args.learning_rate}
-    if args.mixed_precision:
-        trainer_config["mixed_precision"] = args.mixed_precision
-    if args.xla:
-        trainer_config["xla"] = True
 
     from tfx import v1 as tfx
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
@@ -237,7 +232,7 @@ def compile_job(args) -> dict:
         train_steps=args.train_steps,
         eval_steps=args.eval_steps,
         store_full_region=args.store_full_region,
-        trainer_config=trainer_config,
+        trainer_config=cli.trainer_config(args),
         min_top1=args.min_top1,
         max_top1_drop=args.max_top1_drop,
         enable_cache=not args.no_cache,
