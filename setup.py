@@ -1,5 +1,7 @@
 """alexnet-tfx: a TFX pipeline that trains the paper's AlexNet on ImageNet."""
 
+import pathlib
+
 import setuptools
 
 # Ranges are what TFX 1.16 supports; requirements.lock pins the exact tested set.
@@ -38,11 +40,13 @@ setuptools.setup(
     name="alexnet-tfx",
     version="0.1.0",
     description="TFX pipeline that trains AlexNet (Krizhevsky et al., 2012) on ImageNet.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=pathlib.Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10,<3.11",
-    packages=setuptools.find_packages(include=["pipeline*", "components*", "models*", "data*", "bench*"]),
+    packages=setuptools.find_packages(
+        include=["pipeline*", "components*", "models*", "data*", "bench*"]
+    ),
     package_data={"data": ["*.tsv", "schema/*.pbtxt", "sample/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
