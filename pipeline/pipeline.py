@@ -19,6 +19,7 @@ import os
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2, transform_pb2
 
+from components.atomic_pusher.component import AtomicPusher
 from components.quarantine.component import Quarantine
 from components.raw_imagenet_example_gen.component import RawImageNetExampleGen
 from data import records
@@ -131,13 +132,13 @@ def create_pipeline(
         example_splits=[records.VALIDATION_SPLIT],
         eval_config=make_eval_config(min_top1=min_top1, max_top1_drop=max_top1_drop),
     )
-    pusher = tfx.components.Pusher(
+    pusher = AtomicPusher(
         model=trainer_component.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
         ),
-    )
+    ).with_id("Pusher")
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
