@@ -202,6 +202,7 @@ def run_fn(fn_args) -> None:
             # Keras keeps one validation iterator across epochs: repeat so it never runs dry.
             validation_data=dataset(fn_args.eval_files, training=False).repeat(),
             validation_steps=fn_args.eval_steps,
+            verbose=2,  # a line per epoch: progress bars garble logs that are not terminals
             callbacks=[
                 tf_keras.callbacks.BackupAndRestore(_backup_dir(config, fn_args)),
                 tf_keras.callbacks.ReduceLROnPlateau(

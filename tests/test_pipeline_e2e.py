@@ -87,7 +87,7 @@ def test_a_second_run_is_gated_against_the_first_model(second_run):
     assert "accuracy" in evaluation.baseline_metrics
     assert "accuracy" in evaluation.changes  # the change threshold was evaluated
     assert "Baseline (last blessed model)" in second_run.result.stdout
-    assert evaluation.blessed  # the 1.0 allowed drop cannot fail
+    assert evaluation.blessed  # the gate was opened wide
     assert len(serving_versions(second_run.serving_dir)) == 2
 
 
