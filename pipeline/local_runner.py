@@ -1,20 +1,29 @@
 """``alexnet-tfx run``: the pipeline on this machine (LocalDagRunner, SQLite ML Metadata,
 Beam DirectRunner), with one progress line per component and a summary at the end.
 
-Flags are checked before anything runs, so a wrong flag costs a one-line error, not a
-half-built pipeline root.
+Flags and input are checked before anything runs, so a wrong flag, a corrupt shard or a full
+disk costs a one-line error, not a half-built pipeline root or a Beam stack trace. A lock on the
+pipeline root keeps a second run from sharing its SQLite metadata store.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+import shutil
 import sys
 import time
 
 from data import records
-from pipeline import configs, runs
+from pipeline import cli, configs, runs
 from pipeline.cli import CliError
+
+LOCK_FILE = "run.lock"
+# Below this a run cannot finish even on the bundled sample (~0.5 GB of artifacts and Trainer
+# checkpoints); ImageNet needs far more, but this catches a full disk before anything runs.
+MIN_FREE_BYTES = 1 << 30
 
 
 def is_raw_tree(data_root: str) -> bool:
@@ -38,6 +47,9 @@ def resolve_record_format(data_root: str, requested: str) -> str:
         raise CliError(str(error)) from None
     import tensorflow as tf
 
+    for split_files in files.values():
+        for path in split_files:
+            verify_shard(path)
     first_file = files[records.TRAIN_SPLIT][0]
     try:
         first = next(iter(tf.data.TFRecordDataset(first_file)), None)
@@ -57,6 +69,28 @@ def resolve_record_format(data_root: str, requested: str) -> str:
     return detected.name
 
 
+def verify_shard(path: str) -> None:
+    """Reads every record of a TFRecord file, checking its CRCs.
+
+    ImportExampleGen would stop at the first bad record with a Beam error that names neither the
+    file nor the record. Reading costs about a second per GB.
+    """
+    import tensorflow as tf
+
+    from data.image_check import tf_error_reason
+
+    count = 0
+    try:
+        for _ in tf.data.TFRecordDataset(path):
+            count += 1
+    except tf.errors.OpError as error:
+        raise CliError(
+            f"{path}: record {count} (0-based) is unreadable ({tf_error_reason(error)}), and so "
+            "is every record after it in this file. Replace the file, or move it out of "
+            "--data-root."
+        ) from None
+
+
 def _writable_dir(path: str, flag: str) -> str:
     path = os.path.abspath(path)
     try:
@@ -65,7 +99,37 @@ def _writable_dir(path: str, flag: str) -> str:
         raise CliError(f"{flag} {path}: cannot create it ({error.strerror})") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise CliError(f"{flag} {path}: not writable")
+    free = shutil.disk_usage(path).free
+    if free < MIN_FREE_BYTES:
+        raise CliError(
+            f"{flag} {path}: its filesystem is (nearly) full, {free / 2**20:.1f} MiB free; a run "
+            f"needs at least {MIN_FREE_BYTES / 2**30:.0f} GiB"
+        )
     return path
+
+
+@contextlib.contextmanager
+def exclusive_run(pipeline_root: str):
+    """Holds ``<pipeline_root>/run.lock`` for one run, or refuses naming the holder's pid.
+
+    ``flock`` is released by the kernel when its holder dies, even by SIGKILL, so a crashed run
+    leaves no stale lock for its re-run to trip on.
+    """
+    with open(os.path.join(pipeline_root, LOCK_FILE), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise CliError(
+                f"--pipeline-root {pipeline_root} is in use by another alexnet-tfx run "
+                f"(pid {holder}), and its SQLite metadata store takes one run at a time: wait "
+                "for that run to finish, or use another --pipeline-root"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
 
 
 class _Progress(logging.Handler):
@@ -88,18 +152,30 @@ class _Progress(logging.Handler):
 
 def run_pipeline(pipeline) -> None:
     """Runs ``pipeline`` with LocalDagRunner, printing progress per component."""
+    from absl import logging as absl_logging
     from tfx import v1 as tfx
 
     absl_logger = logging.getLogger("absl")
-    handler = _Progress()
-    previous_level = absl_logger.level
-    absl_logger.setLevel(logging.INFO)
-    absl_logger.addHandler(handler)
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.setLevel(logging.WARNING)
+    handlers = [_Progress(), warnings]
+    # Through absl's verbosity flag, not the logger's level: TensorFlow saves and restores that
+    # flag around every SavedModel export (Transform's first), which would reset a level set
+    # on the logger alone to WARNING and silence the progress lines from then on. The INFO
+    # records stop here instead of reaching the root logger, which would print every one of
+    # TFX's multi-line execution dumps.
+    previous_verbosity, previous_propagate = absl_logging.get_verbosity(), absl_logger.propagate
+    absl_logging.set_verbosity(absl_logging.INFO)
+    absl_logger.propagate = False
+    for handler in handlers:
+        absl_logger.addHandler(handler)
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     finally:
-        absl_logger.removeHandler(handler)
-        absl_logger.setLevel(previous_level)
+        for handler in handlers:
+            absl_logger.removeHandler(handler)
+        absl_logger.propagate = previous_propagate
+        absl_logging.set_verbosity(previous_verbosity)
 
 
 def format_summary(pipeline_root: str) -> str:
@@ -147,6 +223,11 @@ def main(args) -> int:
     serving_dir = _writable_dir(
         args.serving_dir or os.path.join(pipeline_root, configs.SERVING_DIR_NAME), "--serving-dir"
     )
+    with exclusive_run(pipeline_root):
+        return _run(args, pipeline_root, serving_dir)
+
+
+def _run(args, pipeline_root: str, serving_dir: str) -> int:
     data_root = os.path.abspath(args.data_root)
     record_format = resolve_record_format(data_root, args.record_format)
 
@@ -167,7 +248,7 @@ def main(args) -> int:
         train_steps=args.train_steps,
         eval_steps=args.eval_steps,
         store_full_region=args.store_full_region,
-        trainer_config={"batch_size": args.batch_size, "learning_rate": args.learning_rate},
+        trainer_config=cli.trainer_config(args),
         min_top1=args.min_top1,
         max_top1_drop=args.max_top1_drop,
         beam_pipeline_args=args.beam_arg,
