@@ -8,13 +8,16 @@ from models import input_pipeline as ip
 from models import preprocessing as pp
 
 
-def test_random_flip_mirrors_about_half_and_nothing_else():
-    images = tf.constant(np.random.default_rng(0).uniform(0, 255, (400, 4, 5, 3)), tf.float32)
-    flipped = ip.random_flip(images, seed=1).numpy()
-    same = np.all(flipped == images.numpy(), axis=(1, 2, 3))
-    mirrored = np.all(flipped == images.numpy()[:, :, ::-1], axis=(1, 2, 3))
+def test_decoding_with_random_mirrors_flips_about_half_and_nothing_else():
+    images = np.random.default_rng(0).integers(0, 256, (400, 5, 5, 3), dtype=np.uint8)
+    serialized = tf.stack([tf.io.serialize_tensor(image) for image in images])
+    decoded = ip.decode_stored(serialized, 5, ip.random_mirror(serialized, seed=1)).numpy()
+    assert decoded.dtype == np.float32
+    same = np.all(decoded == images, axis=(1, 2, 3))
+    mirrored = np.all(decoded == images[:, :, ::-1], axis=(1, 2, 3))
     assert np.all(same ^ mirrored)  # each image is exactly itself or its mirror
     assert 0.4 < mirrored.mean() < 0.6
+    np.testing.assert_array_equal(ip.decode_stored(serialized, 5).numpy(), images)
 
 
 def test_random_crop_takes_independent_windows_of_the_stored_region():
