@@ -12,7 +12,6 @@ minute or two to make.
 from __future__ import annotations
 
 import concurrent.futures
-import io
 import json
 import math
 import os
@@ -40,20 +39,6 @@ def quirk_of(index: int) -> str | None:
     return None
 
 
-def _encode(image: Image.Image, quirk: str | None, quality: int) -> tuple[bytes, str, int]:
-    """(bytes, colorspace, channels) as ``records.make_example`` describes them."""
-    out = io.BytesIO()
-    if quirk == "png":
-        image.save(out, "PNG", compress_level=6)
-        return out.getvalue(), "RGB", 3
-    mode, colorspace, channels = {
-        "cmyk": ("CMYK", "CMYK", 4),
-        "grayscale": ("L", "Grayscale", 1),
-    }.get(quirk, ("RGB", "RGB", 3))
-    image.convert(mode).save(out, "JPEG", quality=quality, subsampling=2)
-    return out.getvalue(), colorspace, channels
-
-
 def make_record(index: int, photos: list[tuple[str, Image.Image]], seed: int) -> tuple[bytes, int]:
     """(serialized build_imagenet tf.Example, encoded image bytes) of record ``index``."""
     rng = np.random.default_rng([seed, index])
@@ -74,7 +59,7 @@ def make_record(index: int, photos: list[tuple[str, Image.Image]], seed: int) ->
         Image.Resampling.BICUBIC,
     )
     quirk = quirk_of(index)
-    encoded, colorspace, channels = _encode(image, quirk, int(rng.integers(75, 96)))
+    encoded, colorspace, channels = make_sample.encode(image, quirk, int(rng.integers(75, 96)))
     class_index = imagenet_classes.index_of(synset)
     example = records.make_example(
         encoded=encoded,

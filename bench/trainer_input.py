@@ -44,24 +44,14 @@ def training_dataset(transform, batch_size: int, split: str = "train"):
     """The Trainer's training dataset over the Transform's ``split``, as ``run_fn`` builds it."""
     import tensorflow_transform as tft
 
-    from models import input_pipeline
-    from models.trainer import TrainerConfig
+    from models import trainer
 
-    config = TrainerConfig(batch_size=batch_size)
     feature_spec = tft.TFTransformOutput(
         transform.uri("transform_graph")
     ).transformed_feature_spec()
     files = glob.glob(os.path.join(transform.uri("transformed_examples"), f"Split-{split}", "*"))
-    dataset = input_pipeline.make_dataset(
-        files,
-        feature_spec,
-        batch_size=config.batch_size,
-        crop_size=config.entry.crop_size,
-        stored_size=config.stored_size,
-        training=True,
-        lighting_std=config.lighting_std,
-        seed=config.seed,
-    )
+    config = trainer.TrainerConfig(batch_size=batch_size)
+    dataset = trainer.make_dataset(config, files, feature_spec, training=True)
     return dataset, files
 
 

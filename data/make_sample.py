@@ -292,7 +292,7 @@ def _render(region: Image.Image, v: Variation, long_side: int) -> Image.Image:
     return ImageEnhance.Color(image).enhance(v.saturation)
 
 
-def _encode(image: Image.Image, quirk: str | None, quality: int) -> tuple[bytes, str, int]:
+def encode(image: Image.Image, quirk: str | None, quality: int) -> tuple[bytes, str, int]:
     """(bytes, colorspace, channels); PNG and the JPEG encoder settings are fixed."""
     buffer = io.BytesIO()
     if quirk == "png":
@@ -334,7 +334,7 @@ def _split_records(split: str, regions: dict[str, Image.Image]) -> list[Record]:
     for position, i in enumerate(order):
         photo, k, quirk, v = drawn[i]
         image = _render(regions[photo.synset], v, QUIRK_LONG_SIDE.get(quirk, v.long_side))
-        encoded, colorspace, channels = _encode(image, quirk, v.quality)
+        encoded, colorspace, channels = encode(image, quirk, v.quality)
         if split == records.TRAIN_SPLIT:
             filename = f"{photo.synset}_{k + 1}.JPEG"
         else:

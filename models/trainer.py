@@ -146,6 +146,23 @@ def _backup_dir(config: TrainerConfig, fn_args) -> str:
     return os.path.join(config.checkpoint_root, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
+def make_dataset(
+    config: TrainerConfig, files: list[str], feature_spec: dict, training: bool
+) -> tf.data.Dataset:
+    """The Trainer's input over transformed ``files``, with ``config``'s batch size, geometry,
+    lighting and seed (``bench input`` measures exactly this)."""
+    return input_pipeline.make_dataset(
+        files,
+        feature_spec,
+        batch_size=config.batch_size,
+        crop_size=config.entry.crop_size,
+        stored_size=config.stored_size,
+        training=training,
+        lighting_std=config.lighting_std,
+        seed=config.seed,
+    )
+
+
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (referenced by import path from the pipeline)."""
     config = TrainerConfig.from_custom_config(fn_args.custom_config)
@@ -158,18 +175,6 @@ def run_fn(fn_args) -> None:
     feature_spec = tf_transform_output.transformed_feature_spec()
     num_classes = tf_transform_output.vocabulary_size_by_name(pp.CLASSES_VOCABULARY)
     stats = pixel_statistics(fn_args.train_files, feature_spec)
-
-    def dataset(files, training):
-        return input_pipeline.make_dataset(
-            files,
-            feature_spec,
-            batch_size=config.batch_size,
-            crop_size=config.entry.crop_size,
-            stored_size=config.stored_size,
-            training=training,
-            lighting_std=config.lighting_std,
-            seed=config.seed,
-        )
 
     strategy = make_strategy(config.distribution)
     logging.info(
@@ -196,11 +201,13 @@ def run_fn(fn_args) -> None:
         steps_per_epoch = epoch_length(train_steps, config.steps_per_epoch)
         epochs = train_steps // steps_per_epoch
         result = model.fit(
-            dataset(fn_args.train_files, training=True),
+            make_dataset(config, fn_args.train_files, feature_spec, training=True),
             steps_per_epoch=steps_per_epoch,
             epochs=epochs,
             # Keras keeps one validation iterator across epochs: repeat so it never runs dry.
-            validation_data=dataset(fn_args.eval_files, training=False).repeat(),
+            validation_data=make_dataset(
+                config, fn_args.eval_files, feature_spec, training=False
+            ).repeat(),
             validation_steps=fn_args.eval_steps,
             verbose=2,  # a line per epoch: progress bars garble logs that are not terminals
             callbacks=[
