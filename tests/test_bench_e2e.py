@@ -28,12 +28,13 @@ def _figures(work_dir: str, bench: str, *args: str) -> dict:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["bench"] == bench
-    assert math.isfinite(figures["ratio"]) and figures["ratio"] > 0
+    assert math.isfinite(figures["ratio"])
     return figures
 
 
 def test_bench_sizes(work_dir):
     figures = _figures(work_dir, "sizes", "--images", IMAGES)
+    assert figures["ratio"] > 0 and figures["saved_model_ratio"] > 0
     assert figures["images"] == int(IMAGES)
     # A 227x227x3 uint8 crop is 154,587 bytes before GZIP; the JPEGs are a few tens of KiB.
     assert figures["transformed_bytes_per_image"] > figures["jpeg_bytes_per_image"]
@@ -42,6 +43,7 @@ def test_bench_sizes(work_dir):
 
 def test_bench_input(work_dir):
     figures = _figures(work_dir, "input", "--images", IMAGES, "--batch-size", "4", "--batches", "3")
+    assert figures["ratio"] > 0
     assert figures["images_per_s_per_core"] > 0 and figures["images_per_s_all_cores"] > 0
 
 
@@ -49,6 +51,7 @@ def test_bench_overhead(work_dir):
     figures = _figures(
         work_dir, "overhead", "--images", IMAGES, "--batch-size", "4", "--steps", "2"
     )
+    assert figures["ratio"] > 0
     assert figures["device"] == "CPU" and figures["model"] == "alexnet"
     assert figures["step_s_real"] > 0 and figures["step_s_in_memory"] > 0
 
@@ -57,4 +60,7 @@ def test_bench_transform(work_dir):
     # The small size (a tenth) must still hold every class of the sample in its training split.
     figures = _figures(work_dir, "transform", "--images", "80")
     assert figures["images"] == [8, 80]
+    # The marginal ratio divides by t(80) - t(8), which timing noise can make negative at these
+    # sizes: only the rates themselves must be positive.
+    assert figures["ratio_at_n"] > 0 and figures["decode_limit_images_per_s"] > 0
     assert len(figures["peak_rss_mib"]) == 2 and min(figures["peak_rss_mib"]) > 100
