@@ -8,6 +8,7 @@ are deleted at the end.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -19,6 +20,17 @@ import pytest
 from pipeline import runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def file_digests(directory) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``directory``: equal means byte-identical."""
+    result = {}
+    for parent, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as f:
+                result[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return result
 
 
 # Each later run in the shared root becomes its "latest" run, so tests that read the first run

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import glob
-import hashlib
 import io
 import json
 import os
@@ -40,7 +39,7 @@ from tensorflow.core.util import event_pb2
 from data import image_check, imagenet_classes, records
 from models.trainer import TrainerConfig
 from pipeline import configs, runs
-from tests.conftest import REPO, CliResult, run_cli
+from tests.conftest import REPO, CliResult, file_digests, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -139,16 +138,6 @@ def _run_components(root: str) -> list[dict[str, runs.ComponentRun]]:
     """Every run of the chain, oldest first: node id -> execution."""
     store = runs.open_store(root)
     return [runs.component_runs(store, run_id) for run_id in runs.run_ids(store)]
-
-
-def _tree(directory: str) -> dict[str, str]:
-    result = {}
-    for parent, _, files in os.walk(directory):
-        for name in files:
-            path = os.path.join(parent, name)
-            with open(path, "rb") as f:
-                result[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-    return result
 
 
 def _versions(serving_dir: str) -> list[str]:
@@ -309,7 +298,7 @@ def resumed(chain, killed_in_trainer) -> CliResult:
 def killed_in_evaluator(chain, resumed) -> dict[str, str]:
     """Run 4: a model trained one step (no better than chance), under the default gate, killed
     in the Evaluator. Returns the serving directory's files beforehand."""
-    serving_before = _tree(chain.serving_dir)
+    serving_before = file_digests(chain.serving_dir)
     log = os.path.join(chain.log_dir, "4_killed_in_evaluator.log")
     before = set(glob.glob(os.path.join(chain.root, "Evaluator", "evaluation", "*")))
     process = _start(chain.args(train_steps=1), log, env=SECRETS)
@@ -413,7 +402,9 @@ def test_a_model_that_fails_the_gate_leaves_the_served_model_intact(
     assert "Baseline (last blessed model)" in rejected.stdout
     assert "Blessed: NO, nothing pushed." in rejected.stdout
     assert runs.pushed_destination(current["Pusher"]) is None
-    assert _tree(chain.serving_dir) == killed_in_evaluator  # every byte of the old model kept
+    assert (
+        file_digests(chain.serving_dir) == killed_in_evaluator
+    )  # every byte of the old model kept
     (version,) = _versions(chain.serving_dir)
     model = tf.saved_model.load(os.path.join(chain.serving_dir, version))
     first = next(iter(tf.data.TFRecordDataset(records.split_files(chain.data_root, "validation"))))

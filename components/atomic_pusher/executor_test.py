@@ -3,7 +3,6 @@ disk."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components.atomic_pusher import executor
+from tests.conftest import file_digests
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,17 +32,6 @@ def _save_model(directory, extra_bytes: int = 0) -> str:
     outputs = tf_keras.layers.Dense(max(1, extra_bytes // 16), name="dense")(inputs)
     tf_keras.Model(inputs, outputs).save(str(directory), save_format="tf")
     return str(directory)
-
-
-def _tree(directory) -> dict[str, str]:
-    """Relative path -> SHA-256 of every file under ``directory``."""
-    result = {}
-    for parent, _, files in os.walk(directory):
-        for name in files:
-            path = os.path.join(parent, name)
-            with open(path, "rb") as f:
-                result[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-    return result
 
 
 def _versions(serving_dir) -> list[str]:
@@ -76,11 +65,11 @@ def test_a_blessed_model_is_pushed_whole_and_recorded(tmp_path):
     source, pushed = _do(tmp_path, serving_dir, blessed=True)
     (version,) = os.listdir(serving_dir)  # nothing else is left in the serving directory
     assert version.isdigit()
-    assert _tree(serving_dir / version) == _tree(source)
+    assert file_digests(serving_dir / version) == file_digests(source)
     assert pushed.get_int_custom_property("pushed") == 1
     assert pushed.get_string_custom_property("pushed_destination") == str(serving_dir / version)
     assert pushed.get_string_custom_property("pushed_version") == version
-    assert _tree(pushed.uri) == _tree(source)
+    assert file_digests(pushed.uri) == file_digests(source)
     model = tf.saved_model.load(str(serving_dir / version))
     assert model.signatures["serving_default"](x=tf.ones([2, 4]))
 
@@ -98,12 +87,12 @@ def test_a_version_is_never_overwritten_and_the_new_one_is_the_highest(tmp_path)
     future = str(int(time.time()) + 10_000)  # e.g. pushed before the clock was set back
     shutil.copytree(source, serving_dir / future)
     (serving_dir / future / "marker").write_text("the old model")
-    before = _tree(serving_dir / future)
+    before = file_digests(serving_dir / future)
 
     pushed = [executor.push(source, str(serving_dir)) for _ in range(2)]
 
     assert [os.path.basename(p) for p in pushed] == [str(int(future) + 1), str(int(future) + 2)]
-    assert _tree(serving_dir / future) == before
+    assert file_digests(serving_dir / future) == before
     assert _versions(serving_dir) == [future, *(os.path.basename(p) for p in pushed)]
 
 
@@ -127,12 +116,12 @@ def test_a_version_taken_meanwhile_is_left_alone(tmp_path, monkeypatch):
     (version,) = taken
     assert int(os.path.basename(path)) > int(version)
     assert (serving_dir / version / "saved_model.pb").read_bytes() == b"the other pusher's model"
-    assert _tree(path) == _tree(source)
+    assert file_digests(path) == file_digests(source)
 
 
 def test_a_reader_polling_the_serving_dir_never_sees_a_partial_version(tmp_path):
     source = _save_model(tmp_path / "model", extra_bytes=64 << 20)
-    expected = _tree(source)
+    expected = file_digests(source)
     serving_dir = tmp_path / "serving"
     os.makedirs(serving_dir)
     seen: list[dict] = []
@@ -141,7 +130,7 @@ def test_a_reader_polling_the_serving_dir_never_sees_a_partial_version(tmp_path)
     def watch():
         while not done.is_set():
             for version in _versions(serving_dir):
-                seen.append(_tree(serving_dir / version))
+                seen.append(file_digests(serving_dir / version))
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -150,7 +139,7 @@ def test_a_reader_polling_the_serving_dir_never_sees_a_partial_version(tmp_path)
     finally:
         done.set()
         watcher.join()
-    seen.append(_tree(serving_dir / _versions(serving_dir)[0]))
+    seen.append(file_digests(serving_dir / _versions(serving_dir)[0]))
     assert all(tree == expected for tree in seen)
 
 
@@ -173,7 +162,7 @@ def _start_push(source, serving_dir) -> subprocess.Popen:
 def test_a_push_killed_mid_copy_leaves_the_old_state_and_the_next_push_cleans_up(tmp_path):
     serving_dir = tmp_path / "serving"
     old = executor.push(_save_model(tmp_path / "old_model"), str(serving_dir))
-    old_tree = _tree(old)
+    old_tree = file_digests(old)
     # A named pipe stalls the copy at that file (reading it waits for a writer) like a slow
     # network disk would, so the kill lands mid-copy every time, not by luck of timing.
     stalled = _save_model(tmp_path / "new_model")
@@ -201,15 +190,15 @@ def test_a_push_killed_mid_copy_leaves_the_old_state_and_the_next_push_cleans_up
     (partial,) = incomplete
     assert not os.path.exists(serving_dir / partial / executor.SAVED_MODEL_FILE)
     assert _versions(serving_dir) == [os.path.basename(old)]  # no new version appeared
-    assert _tree(old) == old_tree
+    assert file_digests(old) == old_tree
     assert tf.saved_model.load(old).signatures["serving_default"](x=tf.ones([1, 4]))
 
     new = executor.push(_save_model(tmp_path / "next_model"), str(serving_dir))
 
     assert sorted(os.listdir(serving_dir)) == sorted([os.path.basename(old), os.path.basename(new)])
     assert int(os.path.basename(new)) > int(os.path.basename(old))
-    assert _tree(new) == _tree(tmp_path / "next_model")
-    assert _tree(old) == old_tree
+    assert file_digests(new) == file_digests(tmp_path / "next_model")
+    assert file_digests(old) == old_tree
 
 
 def test_a_copy_of_a_live_pusher_is_not_removed(tmp_path):
@@ -272,5 +261,7 @@ def test_a_push_onto_a_full_disk_fails_cleanly_and_keeps_the_old_version(tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert "space" in outcome["error"].lower(), outcome["error"]
-    expected = {os.path.join(outcome["old"], path): sha for path, sha in _tree(small).items()}
+    expected = {
+        os.path.join(outcome["old"], path): sha for path, sha in file_digests(small).items()
+    }
     assert outcome["entries"] == expected  # the old version, whole; no partial copy left
