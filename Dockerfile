@@ -45,6 +45,7 @@ COPY pipeline pipeline
 COPY components components
 COPY models models
 COPY data data
+COPY bench bench
 RUN pip install --no-deps --no-build-isolation -e . && pip check
 
 ENTRYPOINT ["/opt/apache/beam/boot"]

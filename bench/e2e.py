@@ -17,7 +17,8 @@ TARGET_SECONDS = 180
 
 
 def main(args) -> int:
-    from pipeline import runs
+    from pipeline import configs, metadata
+    from pipeline.evaluation import load_evaluation
 
     work_dir = args.work_dir or output.DEFAULT_WORK_DIR
     root = os.path.join(work_dir, "e2e")
@@ -27,11 +28,11 @@ def main(args) -> int:
     if finished.returncode != 0:
         print(finished.output[-5000:])
         raise RuntimeError(f"alexnet-tfx run failed (exit status {finished.returncode})")
-    store = runs.open_store(root)
-    components = runs.component_runs(store, runs.run_ids(store)[-1])
+    store = metadata.open_store(root)
+    components = metadata.component_runs(store, metadata.run_ids(store)[-1])
     seconds = {node_id: c.seconds for node_id, c in components.items()}
     total = sum(seconds.values())
-    evaluation = runs.load_evaluation(components["Evaluator"])
+    evaluation = load_evaluation(components[configs.EVALUATOR])
     top1, top5 = evaluation.metrics["accuracy"], evaluation.metrics["top5_accuracy"]
     lines = [
         f"alexnet-tfx run: {finished.seconds:.1f} s wall ({finished.seconds / TARGET_SECONDS:.2f}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from bench import images, output, pipeline_run, trainer_input
+from pipeline import configs
 
 IN_MEMORY_BATCHES = 4
 
@@ -55,11 +56,11 @@ def main(args) -> int:
     import tensorflow as tf
     import tf_keras
 
-    from models.trainer import TrainerConfig
+    from models.config import TrainerConfig
 
     work_dir = args.work_dir or output.DEFAULT_WORK_DIR
     data_root, _ = images.ensure_dataset(work_dir, args.images)
-    transform = pipeline_run.outputs(work_dir, data_root, "Transform")
+    transform = pipeline_run.outputs(work_dir, data_root, configs.TRANSFORM)
     config = TrainerConfig(
         model=args.model,
         batch_size=args.batch_size,

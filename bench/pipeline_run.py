@@ -24,8 +24,9 @@ import resource
 import sys
 
 from bench import process
+from pipeline import configs
 
-TRANSFORM_INPUTS = ("Quarantine", "ImportSchemaGen")  # and ImportExampleGen, upstream
+TRANSFORM_INPUTS = (configs.QUARANTINE, configs.SCHEMA_GEN)  # and the example gen, upstream
 BEAM_ARGS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
 
 
@@ -67,7 +68,7 @@ def outputs(work_dir: str, data_root: str, node_id: str, train_steps: int = 0):
     The pipeline root is keyed by a digest of the ``models`` code too: TFX caches a Transform
     or a Trainer by the import path of its function, not by the code behind it.
     """
-    from pipeline import runs
+    from pipeline import metadata
 
     models_dir = os.path.dirname(importlib.util.find_spec("models").origin)
     digest = hashlib.sha256()
@@ -77,8 +78,8 @@ def outputs(work_dir: str, data_root: str, node_id: str, train_steps: int = 0):
     name = f"pipeline-{os.path.basename(data_root)}-{digest.hexdigest()[:10]}"
     root = os.path.join(work_dir, name)
     run(root, data_root, (node_id,), train_steps=train_steps)
-    store = runs.open_store(root)
-    return runs.component_runs(store, runs.run_ids(store)[-1])[node_id]
+    store = metadata.open_store(root)
+    return metadata.component_runs(store, metadata.run_ids(store)[-1])[node_id]
 
 
 def _usage() -> tuple[float, int]:
@@ -92,27 +93,32 @@ def _main(spec: dict) -> dict:
     from tfx import v1 as tfx
     from tfx.orchestration import pipeline as tfx_pipeline
 
-    from data import records
-    from pipeline import configs, runs
+    from data import bundled, records
+    from pipeline import metadata, presets
     from pipeline.pipeline import create_pipeline
 
     root = spec["pipeline_root"]
     os.makedirs(root, exist_ok=True)
-    metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        runs.metadata_path(root)
-    )
-    trainer_config = {"batch_size": spec["batch_size"]} if spec["batch_size"] else None
+    given = {
+        "transform.record_format": (records.BUILD_IMAGENET.name, "bench"),
+        "trainer.train_steps": (spec["train_steps"], "bench"),
+    }
+    if spec["batch_size"]:
+        given["trainer.batch_size"] = (spec["batch_size"], "bench")
+    settings = presets.resolve(presets.DEFAULT_PRESET, given).settings
     pipeline = create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=root,
         data_root=spec["data_root"],
-        record_format=records.BUILD_IMAGENET.name,
-        schema_file=os.path.join(configs.SCHEMA_DIR, f"{records.BUILD_IMAGENET.name}.pbtxt"),
+        schema_file=bundled.schema_file(records.BUILD_IMAGENET.name),
         serving_dir=os.path.join(root, configs.SERVING_DIR_NAME),
-        train_steps=spec["train_steps"],
-        trainer_config=trainer_config,
+        transform=settings.transform,
+        trainer=settings.trainer,
+        gate=settings.gate,
         beam_pipeline_args=list(BEAM_ARGS),
-        metadata_connection_config=metadata,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            metadata.metadata_path(root)
+        ),
     )
     start_cpu, start_rss = _usage()
     tfx.orchestration.LocalDagRunner().run(
@@ -120,8 +126,8 @@ def _main(spec: dict) -> dict:
     )
     end_cpu, peak_rss = _usage()
 
-    store = runs.open_store(root)
-    executed = runs.component_runs(store, runs.run_ids(store)[-1])
+    store = metadata.open_store(root)
+    executed = metadata.component_runs(store, metadata.run_ids(store)[-1])
     return {
         "seconds": {k: c.seconds for k, c in executed.items() if c.state == "complete"},
         "cpu_seconds": end_cpu - start_cpu,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from bench import images, output, pipeline_run
+from pipeline import configs
 
 
 def directory_bytes(path: str) -> int:
@@ -41,7 +42,7 @@ def weight_bytes(saved_model_dir: str) -> int:
 def main(args) -> int:
     work_dir = args.work_dir or output.DEFAULT_WORK_DIR
     data_root, manifest = images.ensure_dataset(work_dir, args.images)
-    trainer = pipeline_run.outputs(work_dir, data_root, "Trainer")
+    trainer = pipeline_run.outputs(work_dir, data_root, configs.TRAINER)
     transformed = directory_bytes(trainer.inputs["examples"][0].uri)
     serving = os.path.join(trainer.uri("model"), "Format-Serving")
     saved_model, weights = directory_bytes(serving), weight_bytes(serving)

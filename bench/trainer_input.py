@@ -17,6 +17,7 @@ import time
 
 from bench import images, output, pipeline_run
 from bench.transform import Rate
+from pipeline import configs
 
 
 def _single_thread(dataset):
@@ -45,13 +46,15 @@ def training_dataset(transform, batch_size: int, split: str = "train"):
     import tensorflow_transform as tft
 
     from models import trainer
+    from models.config import TrainerConfig, TransformConfig
 
     feature_spec = tft.TFTransformOutput(
         transform.uri("transform_graph")
     ).transformed_feature_spec()
     files = glob.glob(os.path.join(transform.uri("transformed_examples"), f"Split-{split}", "*"))
-    config = trainer.TrainerConfig(batch_size=batch_size)
-    dataset = trainer.make_dataset(config, files, feature_spec, training=True)
+    config = TrainerConfig(batch_size=batch_size)
+    transform_config = TransformConfig.for_model(config.model)
+    dataset = trainer.make_dataset(transform_config, config, files, feature_spec, training=True)
     return dataset, files
 
 
@@ -60,7 +63,7 @@ def main(args) -> int:
 
     work_dir = args.work_dir or output.DEFAULT_WORK_DIR
     data_root, _ = images.ensure_dataset(work_dir, args.images)
-    transform = pipeline_run.outputs(work_dir, data_root, "Transform")
+    transform = pipeline_run.outputs(work_dir, data_root, configs.TRANSFORM)
     dataset, files = training_dataset(transform, args.batch_size)
     warm_up = 1024 // args.batch_size + 2  # the Trainer's shuffle buffer, then two batches
     n = args.batches * args.batch_size

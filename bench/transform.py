@@ -24,6 +24,7 @@ import shutil
 import time
 
 from bench import images, output, pipeline_run
+from pipeline import configs
 
 
 @dataclasses.dataclass
@@ -41,19 +42,6 @@ class Rate:
         return self.images / self.cpu_seconds
 
 
-def transform_config() -> dict:
-    """The Transform's geometry, as the pipeline configures it for the default model."""
-    from models import catalog
-    from pipeline import configs
-
-    entry = catalog.get(configs.MODEL)
-    return {
-        "resize_size": entry.resize_size,
-        "crop_size": entry.crop_size,
-        "store_full_region": False,
-    }
-
-
 def decode_limit(data_root: str) -> Rate:
     """Single-thread tf.data over ``data_root``'s records: parse, ``preprocess_image``,
     serialize, as Transform's transform pass does for each image."""
@@ -61,9 +49,10 @@ def decode_limit(data_root: str) -> Rate:
 
     from data import records
     from models import preprocessing as pp
+    from models.config import TrainerConfig, TransformConfig
 
-    config = transform_config()
-    resize, stored = config["resize_size"], pp.stored_size(config)
+    config = TransformConfig.for_model(TrainerConfig.model)
+    resize, stored = config.resize_size, config.stored_size
     image_key = records.BUILD_IMAGENET.image_key
     files = [path for split in records.SPLITS for path in records.split_files(data_root, split)]
     spec = {image_key: tf.io.FixedLenFeature([], tf.string)}
@@ -88,7 +77,7 @@ def run_transform(work_dir: str, data_root: str, num_images: int) -> pipeline_ru
     root = os.path.join(work_dir, f"transform-{num_images}")
     shutil.rmtree(root, ignore_errors=True)
     pipeline_run.run(root, data_root, pipeline_run.TRANSFORM_INPUTS)
-    figures = pipeline_run.run(root, data_root, ("Transform",))
+    figures = pipeline_run.run(root, data_root, (configs.TRANSFORM,))
     shutil.rmtree(root, ignore_errors=True)
     return figures
 
@@ -107,7 +96,7 @@ def main(args) -> int:
         before.seconds + after.seconds,
         before.cpu_seconds + after.cpu_seconds,
     )
-    rates = {n: Rate(n, r.seconds["Transform"], r.cpu_seconds) for n, r in runs.items()}
+    rates = {n: Rate(n, r.seconds[configs.TRANSFORM], r.cpu_seconds) for n, r in runs.items()}
     marginal = Rate(
         large - small,
         rates[large].seconds - rates[small].seconds,

@@ -1,18 +1,11 @@
 """Convert a raw ILSVRC-2012 tree (JPEG files in class folders) to build_imagenet_data.py TFRecords.
 
-The layouts read are the ones ImageNet ships in:
-
-* ``train/<synset>/*.JPEG``: the folder names the class.
-* ``val/<synset>/*.JPEG``, or flat ``val/*.JPEG`` plus a labels file. The labels file is
-  ``imagenet_2012_validation_synset_labels.txt`` of TensorFlow's ImageNet tooling: one synset per
-  line, line *n* labelling ``ILSVRC2012_val_<n, 8 digits>.JPEG``. Files are matched to lines by
-  that number, not by listing order, so a subset of the validation set is labelled correctly.
-  The devkit's ``ILSVRC2012_validation_ground_truth.txt`` is refused with an explanation: its
-  numbers are ILSVRC2012_IDs from ``meta.mat``, not indices into the sorted synsets.
-* Optionally the ILSVRC bounding-box XML files (``<synset>/<image>.xml`` and ``val/<image>.xml``
-  as the archives unpack), joined to images by file name and stored normalised to [0, 1] as
-  build_imagenet_data.py stores them. Boxes of another synset than the image's are not stored
-  (their label would be wrong) and are counted.
+The layouts read (``train/<synset>/``, ``val/<synset>/`` or a flat ``val/`` with a labels file)
+are ``data.preflight``'s, which checks a tree before any conversion starts. Optionally, the
+ILSVRC bounding-box XML files (``<synset>/<image>.xml`` and ``val/<image>.xml`` as the archives
+unpack) are joined to images by file name and stored normalised to [0, 1] as
+build_imagenet_data.py stores them. Boxes of another synset than the image's are not stored
+(their label would be wrong) and are counted.
 
 Every image is decoded in full, so a truncated or corrupt file is rejected here, with its path
 and reason in the manifest, rather than crashing or poisoning training. JPEGs in RGB or grey are
@@ -48,7 +41,8 @@ from xml.etree import ElementTree
 import apache_beam as beam
 import tensorflow as tf
 
-from data import imagenet_classes, records
+from data import imagenet_classes, preflight, records
+from data.errors import UserError
 
 MANIFEST = "manifest.json"
 REJECTS = "rejects"  # tag of the side output that carries {"path", "reason"} dicts
@@ -60,10 +54,6 @@ _VALIDATION_FILE = re.compile(r"ILSVRC2012_val_(\d{8})\.\w+")
 # build_imagenet_data.py re-encodes at quality 100; full-resolution chroma (4:4:4) as well keeps
 # the few re-encoded images within about one grey level of their source.
 _JPEG_QUALITY = 100
-
-
-class RawTreeError(ValueError):
-    """The raw tree, a labels file or the output directory is not usable; the message says why."""
 
 
 class ImageError(ValueError):
@@ -79,16 +69,6 @@ class RawImage:
     boxes: tuple[tuple[float, float, float, float], ...] = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class SplitSource:
-    """What one output split is made from."""
-
-    name: str
-    pattern: str  # glob of the split's files
-    num_shards: int
-    validation_labels: tuple[str, ...] | None = None  # for a flat validation folder
-
-
 def reject(path: str, reason: str) -> dict[str, str]:
     """A rejects-report entry."""
     return {"path": path, "reason": reason}
@@ -98,43 +78,13 @@ def _counter(name: str):
     return beam.metrics.Metrics.counter(_METRICS_NAMESPACE, name)
 
 
-def _is_synset(name: str) -> bool:
-    try:
-        imagenet_classes.index_of(name)
-    except ValueError:
-        return False
-    return True
-
-
 # --- labels ---------------------------------------------------------------------------------
-
-
-def read_validation_labels(path: str) -> tuple[str, ...]:
-    """The synsets of ILSVRC2012_val_00000001, _00000002, ... from a one-synset-a-line file."""
-    try:
-        with tf.io.gfile.GFile(path, "r") as labels_file:
-            lines = [line.strip() for line in labels_file.read().splitlines()]
-    except (OSError, tf.errors.OpError) as error:
-        raise RawTreeError(f"cannot read validation labels {path!r}: {error}") from None
-    if not lines:
-        raise RawTreeError(f"validation labels {path!r} is empty")
-    for number, synset in enumerate(lines, start=1):
-        if synset.isdigit():
-            raise RawTreeError(
-                f"{path}:{number}: {synset!r} is a number, not a synset: this looks like the "
-                "devkit's ILSVRC2012_validation_ground_truth.txt, whose ILSVRC2012_IDs are not "
-                "label indices; give imagenet_2012_validation_synset_labels.txt (one synset per "
-                "line) instead"
-            )
-        if not _is_synset(synset):
-            raise RawTreeError(f"{path}:{number}: {synset!r} is not an ILSVRC-2012 synset")
-    return tuple(lines)
 
 
 def label(path: str, validation_labels: Sequence[str] | None = None) -> str:
     """The synset of one file: its folder's name, else its validation number's labels line."""
     folder = os.path.basename(os.path.dirname(path))
-    if _is_synset(folder):
+    if preflight.is_synset(folder):
         return folder
     if validation_labels is None:
         raise ImageError(f"its folder {folder!r} is not an ILSVRC-2012 synset")
@@ -377,39 +327,38 @@ class _WriteShard(beam.DoFn):
 
 
 class ConvertSplit(beam.PTransform):
-    """One split's files to its shards in output_dir: (shard summaries, rejects)."""
+    """One split's files to ``num_shards`` shards in output_dir: (shard summaries, rejects)."""
 
-    def __init__(self, source: SplitSource, output_dir: str, boxes=None):
+    def __init__(self, split: preflight.RawSplit, num_shards: int, output_dir: str, boxes=None):
         super().__init__()
-        self._source = source
+        self._split = split
+        self._num_shards = num_shards
         self._output_dir = output_dir
         self._boxes = boxes
 
     def expand(self, pbegin):
-        source = self._source
+        split, num_shards = self._split, self._num_shards
         images, unlabelled = pbegin | "Read" >> ReadRawImages(
-            source.pattern, source.validation_labels, self._boxes
+            split.pattern, split.validation_labels, self._boxes
         )
         # One None per shard, so that a shard no image hashes to is still written (empty).
-        every_shard = pbegin | "EveryShard" >> beam.Create(
-            [(i, None) for i in range(source.num_shards)]
-        )
+        every_shard = pbegin | "EveryShard" >> beam.Create([(i, None) for i in range(num_shards)])
         keyed = images | "ShardOf" >> beam.Map(
-            lambda image, n=source.num_shards: (shuffle_key(image.path) % n, image)
+            lambda image, n=num_shards: (shuffle_key(image.path) % n, image)
         )
         written = (
             (keyed, every_shard)
             | "Merge" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
             | "Write"
-            >> beam.ParDo(
-                _WriteShard(self._output_dir, source.name, source.num_shards)
-            ).with_outputs(REJECTS, main="shards")
+            >> beam.ParDo(_WriteShard(self._output_dir, split.name, num_shards)).with_outputs(
+                REJECTS, main="shards"
+            )
         )
         rejects = (
             (unlabelled, written[REJECTS])
             | "AllRejects" >> beam.Flatten()
-            | "NameSplit" >> beam.Map(lambda entry, split=source.name: {**entry, "split": split})
+            | "NameSplit" >> beam.Map(lambda entry, name=split.name: {**entry, "split": name})
         )
         return written.shards, rejects
 
@@ -439,11 +388,11 @@ def _write_manifest(shards, rejects, output_dir):
 
 def build_pipeline(
     pipeline: beam.Pipeline,
-    sources: Sequence[SplitSource],
+    splits: Sequence[tuple[preflight.RawSplit, int]],
     output_dir: str,
     boxes_dir: str | None = None,
 ) -> None:
-    """Adds the conversion of every split, and the manifest, to ``pipeline``."""
+    """Adds the conversion of every (split, shard count), and the manifest, to ``pipeline``."""
     rejects = []
     boxes = None
     if boxes_dir:
@@ -454,9 +403,9 @@ def build_pipeline(
             | "NameBoxSplit" >> beam.Map(lambda entry: {**entry, "split": BOUNDING_BOXES})
         )
     shards = []
-    for source in sources:
-        split_shards, split_rejects = pipeline | f"Convert[{source.name}]" >> ConvertSplit(
-            source, output_dir, boxes
+    for split, num_shards in splits:
+        split_shards, split_rejects = pipeline | f"Convert[{split.name}]" >> ConvertSplit(
+            split, num_shards, output_dir, boxes
         )
         shards.append(split_shards)
         rejects.append(split_rejects)
@@ -470,132 +419,55 @@ def build_pipeline(
     )
 
 
-# --- the command ----------------------------------------------------------------------------
-
-
-def _subfolders_and_files(folder: str, flag: str) -> tuple[list[str], list[str]]:
-    if not tf.io.gfile.isdir(folder):
-        raise RawTreeError(f"{flag} {folder!r} is not a directory")
-    entries = sorted(entry.rstrip("/") for entry in tf.io.gfile.listdir(folder))
-    if not entries:
-        raise RawTreeError(f"{flag} {folder!r} is empty")
-    subfolders = [e for e in entries if tf.io.gfile.isdir(os.path.join(folder, e))]
-    return subfolders, [e for e in entries if e not in subfolders]
-
-
-def _class_tree_pattern(folder: str, subfolders: list[str], files: list[str], flag: str) -> str:
-    if files:
-        raise RawTreeError(
-            f"{flag} {folder!r} holds files directly ({files[0]!r}, ...) beside class "
-            f"folders; expected {folder}/<synset>/*.JPEG"
-        )
-    unknown = [name for name in subfolders if not _is_synset(name)]
-    if unknown:
-        shown = ", ".join(repr(name) for name in unknown[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        raise RawTreeError(
-            f"{flag} {folder!r} has folders that are not ILSVRC-2012 synsets: {shown}{more} "
-            "(expected synset ids such as n01440764)"
-        )
-    return os.path.join(folder, "*", "*")
-
-
-def plan(args) -> list[SplitSource]:
-    """The two splits the command's arguments describe; RawTreeError for a tree it cannot read."""
-    subfolders, files = _subfolders_and_files(args.train_dir, "--train-dir")
-    train_pattern = _class_tree_pattern(args.train_dir, subfolders, files, "--train-dir")
-
-    subfolders, files = _subfolders_and_files(args.validation_dir, "--validation-dir")
-    labels = None
-    if subfolders:
-        if args.validation_labels:
-            raise RawTreeError(
-                f"--validation-labels is for a flat --validation-dir, but "
-                f"{args.validation_dir!r} has class folders, which already label its images"
-            )
-        validation_pattern = _class_tree_pattern(
-            args.validation_dir, subfolders, files, "--validation-dir"
-        )
-    else:
-        if not args.validation_labels:
-            raise RawTreeError(
-                f"--validation-dir {args.validation_dir!r} holds images directly (flat layout); "
-                "give --validation-labels imagenet_2012_validation_synset_labels.txt"
-            )
-        labels = read_validation_labels(args.validation_labels)
-        validation_pattern = os.path.join(args.validation_dir, "*")
-    if args.bounding_boxes_dir and not tf.io.gfile.isdir(args.bounding_boxes_dir):
-        raise RawTreeError(f"--bounding-boxes-dir {args.bounding_boxes_dir!r} is not a directory")
-    return [
-        SplitSource(records.TRAIN_SPLIT, train_pattern, args.train_shards),
-        SplitSource(records.VALIDATION_SPLIT, validation_pattern, args.validation_shards, labels),
-    ]
-
-
-def _check_output_dir(output_dir: str, sources: Sequence[SplitSource]) -> None:
-    # Shards of an earlier run with other shard counts would be read with these ones.
-    for source in sources:
-        planned = {
-            records.shard_name(source.name, i, source.num_shards) for i in range(source.num_shards)
-        }
+def check_output_dir(output_dir: str, splits: Sequence[tuple[preflight.RawSplit, int]]) -> None:
+    """UserError if ``output_dir`` holds shards that this conversion would not overwrite."""
+    for split, num_shards in splits:
+        planned = {records.shard_name(split.name, i, num_shards) for i in range(num_shards)}
         stale = sorted(
             os.path.basename(path)
-            for path in tf.io.gfile.glob(records.split_pattern(output_dir, source.name))
+            for path in tf.io.gfile.glob(records.split_pattern(output_dir, split.name))
             if os.path.basename(path) not in planned
         )
-        if stale:
-            raise RawTreeError(
+        if stale:  # they would be read together with this run's shards
+            raise UserError(
                 f"--output-dir {output_dir!r} already holds {stale[0]!r}, which this run would "
                 "not overwrite; remove it or choose an empty directory"
             )
 
 
-def main(args) -> int:
-    """``alexnet-tfx convert-imagenet``: convert, then print the counts and the throughput."""
+@dataclasses.dataclass
+class Conversion:
+    """What a conversion wrote (its manifest), its Beam counters and how long it took."""
+
+    manifest: dict
+    counters: dict[str, int]
+    seconds: float
+
+
+def convert(
+    splits: Sequence[tuple[preflight.RawSplit, int]],
+    output_dir: str,
+    boxes_dir: str | None = None,
+    beam_args: Sequence[str] = (),
+) -> Conversion:
+    """Runs the conversion on Beam (options ``beam_args``; the DirectRunner by default)."""
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.cli import CliError  # here, so that the Beam code needs no CLI
-
-    try:
-        sources = plan(args)
-        _check_output_dir(args.output_dir, sources)
-    except RawTreeError as error:
-        raise CliError(str(error)) from None
-    # Per-shard progress lines (one every few seconds on ImageNet), without Beam's INFO chatter.
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
-    _LOG.setLevel(logging.INFO)
-    tf.io.gfile.makedirs(args.output_dir)
+    if boxes_dir and not tf.io.gfile.isdir(boxes_dir):
+        raise UserError(f"--bounding-boxes-dir {boxes_dir!r} is not a directory")
+    check_output_dir(output_dir, splits)
+    tf.io.gfile.makedirs(output_dir)
     start = time.monotonic()
-    pipeline = beam.Pipeline(options=PipelineOptions(args.beam_args))
-    build_pipeline(pipeline, sources, args.output_dir, args.bounding_boxes_dir)
+    pipeline = beam.Pipeline(options=PipelineOptions(list(beam_args)))
+    build_pipeline(pipeline, splits, output_dir, boxes_dir)
     run = pipeline.run()
     run.wait_until_finish()
     seconds = time.monotonic() - start
-
-    manifest_path = os.path.join(args.output_dir, MANIFEST)
-    with tf.io.gfile.GFile(manifest_path) as manifest_file:
-        result = json.load(manifest_file)
-    converted = 0
-    for source in sources:
-        split = result["splits"][source.name]
-        converted += split["records"]
-        print(
-            f"{source.name}: {split['records']} records in {len(split['shards'])} shards, "
-            f"{len(split['classes'])} classes, {split['rejects']} rejected"
-        )
-    examined = converted + sum(r["split"] != BOUNDING_BOXES for r in result["rejects"])
-    print(f"{examined} files in {seconds:.1f} s ({examined / seconds:.1f} images/s)")
+    with tf.io.gfile.GFile(os.path.join(output_dir, MANIFEST)) as manifest_file:
+        written = json.load(manifest_file)
     counters = collections.Counter()
     query = MetricsFilter().with_namespace(_METRICS_NAMESPACE)
     for counter in run.metrics().query(query)["counters"]:
         counters[counter.key.metric.name] += counter.committed  # summed over the steps
-    print(", ".join(f"{name}: {count}" for name, count in sorted(counters.items())))
-    print(f"manifest (counts, shards, rejects with reasons): {manifest_path}")
-    empty = [s.name for s in sources if result["splits"][s.name]["records"] == 0]
-    if empty:
-        raise CliError(
-            f"no image of {', '.join(empty)} could be converted; the rejects in "
-            f"{manifest_path} say why"
-        )
-    return 0
+    return Conversion(written, dict(sorted(counters.items())), seconds)

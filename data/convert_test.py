@@ -14,7 +14,8 @@ import tensorflow as tf
 from PIL import Image
 from sklearn.datasets import load_sample_image
 
-from pipeline import cli
+from data import convert, preflight
+from data.errors import UserError
 
 # The classes of the tree and their build_imagenet_data.py labels: the 1-based line of each
 # synset in the sorted ILSVRC-2012 synset list.
@@ -111,18 +112,12 @@ def make_raw_tree(root: str, flat_validation: bool = True) -> None:
         xml.write("<annotation><size><width>400</width>")  # cut short
 
 
-def _convert(root: str, output_dir: str, *extra: str) -> int:
-    return cli.main(
-        [
-            "convert-imagenet",
-            f"--train-dir={root}/train",
-            f"--validation-dir={root}/val",
-            f"--output-dir={output_dir}",
-            "--train-shards=3",
-            "--validation-shards=2",
-            *extra,
-        ]
-    )
+def _convert(
+    root: str, output_dir: str, labels: str | None = None, boxes_dir: str | None = None
+) -> convert.Conversion:
+    """The conversion ``alexnet-tfx convert-imagenet`` runs: the tree checked, then Beam."""
+    train, validation = preflight.check_raw_tree(f"{root}/train", f"{root}/val", labels)
+    return convert.convert([(train, 3), (validation, 2)], output_dir, boxes_dir)
 
 
 def _read(shard_path: str) -> list[dict]:
@@ -154,8 +149,7 @@ def tree(tmp_path_factory):
 @pytest.fixture(scope="module")
 def converted(tree, tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("converted"))
-    extra = (f"--validation-labels={tree}/labels.txt", f"--bounding-boxes-dir={tree}/bbox")
-    assert _convert(tree, output_dir, *extra) == 0
+    conversion = _convert(tree, output_dir, f"{tree}/labels.txt", f"{tree}/bbox")
     shards = {
         name: _read(os.path.join(output_dir, name))
         for name in os.listdir(output_dir)
@@ -163,12 +157,10 @@ def converted(tree, tmp_path_factory):
     }
     by_file = {r["filename"][0].decode(): r for records in shards.values() for r in records}
     with open(os.path.join(output_dir, "manifest.json")) as manifest:
-        return {
-            "dir": output_dir,
-            "shards": shards,
-            "by_file": by_file,
-            "manifest": json.load(manifest),
-        }
+        written = json.load(manifest)
+    assert conversion.manifest == written
+    assert conversion.counters["images_converted"] == 13
+    return {"dir": output_dir, "shards": shards, "by_file": by_file, "manifest": written}
 
 
 def test_writes_the_planned_shards_and_a_manifest(converted):
@@ -274,8 +266,7 @@ def test_manifest_counts_and_rejects(converted, tree):
 
 
 def test_rerun_writes_identical_bytes(converted, tree, tmp_path):
-    extra = (f"--validation-labels={tree}/labels.txt", f"--bounding-boxes-dir={tree}/bbox")
-    assert _convert(tree, str(tmp_path), *extra) == 0
+    _convert(tree, str(tmp_path), f"{tree}/labels.txt", f"{tree}/bbox")
     for name in os.listdir(converted["dir"]):
         with (
             open(os.path.join(converted["dir"], name), "rb") as first,
@@ -287,7 +278,7 @@ def test_rerun_writes_identical_bytes(converted, tree, tmp_path):
 def test_validation_in_synset_folders(tmp_path):
     root = str(tmp_path / "raw")
     make_raw_tree(root, flat_validation=False)
-    assert _convert(root, str(tmp_path / "out")) == 0
+    _convert(root, str(tmp_path / "out"))
     records = [
         r for i in range(2) for r in _read(str(tmp_path / f"out/validation-0000{i}-of-00002"))
     ]
@@ -295,58 +286,57 @@ def test_validation_in_synset_folders(tmp_path):
     assert labels == {name: LABELS[synset] for name, synset in VALIDATION.items()}
 
 
-# --- user errors: one clear line, exit status 2 -----------------------------------------------
+# --- user errors: refused before any work, with what is wrong ---------------------------------
 
 
-def _error(capsys, root: str, output_dir: str, *extra: str) -> str:
-    assert _convert(root, output_dir, *extra) == 2
-    message = capsys.readouterr().err
-    assert message.startswith("alexnet-tfx convert-imagenet: error: ")
-    assert message.count("\n") == 1
-    return message
+def _error(root: str, output_dir: str, labels: str | None = None) -> str:
+    with pytest.raises(UserError) as error:
+        _convert(root, output_dir, labels)
+    assert not os.path.exists(output_dir)
+    return str(error.value)
 
 
-def test_missing_directory(capsys, tmp_path):
-    message = _error(capsys, str(tmp_path / "nowhere"), str(tmp_path / "out"))
-    assert f"--train-dir '{tmp_path}/nowhere/train' is not a directory" in message
+def test_missing_directory(tmp_path):
+    message = _error(str(tmp_path / "nowhere"), str(tmp_path / "out"))
+    assert f"the train folder '{tmp_path}/nowhere/train' is not a directory" in message
 
 
-def test_unknown_synset_folder(capsys, tmp_path):
+def test_unknown_synset_folder(tmp_path):
     root = str(tmp_path / "raw")
     make_raw_tree(root)
     _save(f"{root}/train/cats/cat.JPEG", skimage.data.chelsea())
-    message = _error(capsys, root, str(tmp_path / "out"), f"--validation-labels={root}/labels.txt")
+    message = _error(root, str(tmp_path / "out"), f"{root}/labels.txt")
     assert "not ILSVRC-2012 synsets: 'cats'" in message
     assert f"{root}/train" in message
 
 
-def test_flat_validation_needs_labels(capsys, tree, tmp_path):
-    message = _error(capsys, tree, str(tmp_path / "out"))
+def test_flat_validation_needs_labels(tree, tmp_path):
+    message = _error(tree, str(tmp_path / "out"))
     assert "--validation-labels" in message and "flat" in message
 
 
-def test_devkit_ground_truth_is_refused_with_the_reason(capsys, tree, tmp_path):
+def test_devkit_ground_truth_is_refused_with_the_reason(tree, tmp_path):
     devkit = tmp_path / "ILSVRC2012_validation_ground_truth.txt"
     devkit.write_text("490\n361\n171\n822\n")
-    message = _error(capsys, tree, str(tmp_path / "out"), f"--validation-labels={devkit}")
+    message = _error(tree, str(tmp_path / "out"), str(devkit))
     assert f"{devkit}:1" in message and "ILSVRC2012_IDs" in message
 
 
-def test_labels_naming_an_unknown_synset(capsys, tree, tmp_path):
+def test_labels_naming_an_unknown_synset(tree, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text(f"{TABBY}\nn99999999\n")
-    message = _error(capsys, tree, str(tmp_path / "out"), f"--validation-labels={labels}")
+    message = _error(tree, str(tmp_path / "out"), str(labels))
     assert f"{labels}:2: 'n99999999' is not an ILSVRC-2012 synset" in message
 
 
-def test_empty_train_directory(capsys, tmp_path):
+def test_empty_train_directory(tmp_path):
     (tmp_path / "train").mkdir()
-    message = _error(capsys, str(tmp_path), str(tmp_path / "out"))
+    message = _error(str(tmp_path), str(tmp_path / "out"))
     assert "is empty" in message
 
 
-def test_refuses_to_mix_with_shards_of_another_run(capsys, tree, tmp_path):
+def test_refuses_to_mix_with_shards_of_another_run(tree, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "train-00000-of-00004").write_bytes(b"")
-    message = _error(capsys, tree, str(tmp_path / "out"), f"--validation-labels={tree}/labels.txt")
-    assert "train-00000-of-00004" in message
+    with pytest.raises(UserError, match="train-00000-of-00004"):
+        _convert(tree, str(tmp_path / "out"), f"{tree}/labels.txt")

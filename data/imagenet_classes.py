@@ -76,3 +76,8 @@ def synset_of(index: int) -> str:
 def name_of(index: int) -> str:
     """The short name of class ``index``; ValueError unless 0 <= index <= 999."""
     return names()[_check_index(index)]
+
+
+def describe(synset: str) -> str:
+    """E.g. "tabby (n02123045)": how plots and tables label a class."""
+    return f"{name_of(index_of(synset))} ({synset})"

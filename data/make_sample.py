@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from data import imagenet_classes, records
+from data import bundled, imagenet_classes, records
 
-DEFAULT_OUTPUT_DIR = pathlib.Path(__file__).parent / "sample"
+DEFAULT_OUTPUT_DIR = pathlib.Path(bundled.SAMPLE_DIR)
 SOURCES_FILE = "SOURCES.md"
 NUM_SHARDS = {records.TRAIN_SPLIT: 2, records.VALIDATION_SPLIT: 1}
 

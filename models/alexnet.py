@@ -26,9 +26,9 @@ class GroupedConv2D(tf_keras.layers.Conv2D):
 
     Same variables, config and result as ``Conv2D(groups=g)``, but a different kernel path:
     tf_keras runs every grouped convolution under ``jit_compile=True`` because TensorFlow's
-    CPU kernels lack grouped gradients without oneDNN. Measured in TF 2.16 on CPU, that XLA
-    path is ~9x slower per training step than split convolutions (and ties the SavedModel to
-    XLA, which some runtimes and converters lack). Group ``g`` maps input channels
+    CPU kernels lack grouped gradients without oneDNN. That XLA path is several times slower
+    per training step on CPU than split convolutions (docs/benchmarks.md) and ties the
+    SavedModel to XLA, which some runtimes and converters lack. Group ``g`` maps input channels
     ``[g*C/G, (g+1)*C/G)`` to output channels ``[g*F/G, (g+1)*F/G)``, as in ``Conv2D``.
     """
 
@@ -68,8 +68,8 @@ def build_alexnet(
     ``(weight_decay / 2) * sum(w**2)``, hence ``l2(weight_decay / 2)`` (Keras' ``l2(l)`` adds
     ``l * sum(w**2)``). It applies to kernels only, not biases, as in the reference Caffe
     models. ``initialization="glorot"`` swaps in Keras' defaults (Glorot-uniform kernels, zero
-    biases): the paper's start needs many epochs to leave its initial plateau (on the bundled
-    sample it could not fit 16 images in 25 steps; Glorot fit them in ~18).
+    biases): the paper's start needs many epochs to leave its initial plateau
+    (docs/benchmarks.md, "The sample preset").
     ``classifier_activation=None`` returns logits; under a mixed-precision policy the
     ``predictions`` layer still outputs float32.
     """

@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
+# Options a model's builder may take beyond the common ones; each entry lists those it accepts.
+MODEL_OPTIONS = ("dropout_rate", "initialization")
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
@@ -17,6 +20,7 @@ class ModelEntry:
     kwargs: dict
     resize_size: int  # shorter side after resize; the stored region's side
     crop_size: int  # the model's input side
+    options: tuple[str, ...] = ()  # of MODEL_OPTIONS
 
     def build(self, **kwargs):
         module_name, function_name = self.builder.split(":")
@@ -24,14 +28,16 @@ class ModelEntry:
         return build_fn(**self.kwargs, **kwargs)
 
 
+_ALEXNET = "models.alexnet:build_alexnet"
 MODELS = {
-    "alexnet": ModelEntry("models.alexnet:build_alexnet", {"input_size": 227}, 256, 227),
+    "alexnet": ModelEntry(_ALEXNET, {"input_size": 227}, 256, 227, MODEL_OPTIONS),
     # The paper's stated 224, zero-padded by 3 pixels inside the model.
-    "alexnet-224": ModelEntry("models.alexnet:build_alexnet", {"input_size": 224}, 256, 224),
+    "alexnet-224": ModelEntry(_ALEXNET, {"input_size": 224}, 256, 224, MODEL_OPTIONS),
     # The paper's two-GPU split of conv2, conv4 and conv5.
     "alexnet-grouped": ModelEntry(
-        "models.alexnet:build_alexnet", {"input_size": 227, "grouped": True}, 256, 227
+        _ALEXNET, {"input_size": 227, "grouped": True}, 256, 227, MODEL_OPTIONS
     ),
+    # No dropout, and an initialisation of its own.
     "cifar10": ModelEntry("models.cifar10:build_cifar10_net", {"input_size": 32}, 36, 32),
 }
 

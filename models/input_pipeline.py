@@ -20,8 +20,8 @@ def decode_stored(
     """Serialized uint8 crops [N] -> float32 images [N, stored_size, stored_size, 3].
 
     ``mirror`` [N] bool flips those images left-right on the way, each while still uint8: next
-    to free, where a select over the float32 batch cut the whole training input from 574 to
-    215 images per CPU-second (``alexnet-tfx bench input``).
+    to free, where a select over the float32 batch cost more than half of the whole input
+    (docs/benchmarks.md).
     """
     spec = tf.TensorSpec([stored_size, stored_size, 3], tf.uint8)
     if mirror is None:

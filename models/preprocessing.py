@@ -8,9 +8,9 @@ the exported model, so serving decodes and crops exactly as training data was. C
   default: smallest records) or the whole square (``store_full_region``: the Trainer then takes
   the paper's random crops). Cropping the central square *before* resizing is the same mapping
   and never resizes pixels that are thrown away.
-* **Storage**: the crop is stored as a serialized uint8 tensor (one bytes feature). float32
-  pixels would make the transformed data 4x larger and Transform ~5x slower (measured in a
-  prototype); normalisation to zero mean / unit variance happens in the model instead.
+* **Storage**: the crop is stored as a serialized uint8 tensor (one bytes feature): float32
+  pixels would make the transformed data 4x larger and Transform slower (docs/benchmarks.md);
+  normalisation to zero mean / unit variance happens in the model instead.
 * **Analyzers**: full-pass statistics over the training split give the per-channel RGB mean and
   standard deviation (for normalisation) and the RGB covariance's eigen-decomposition (for the
   paper's PCA lighting augmentation). They are emitted as per-example features: 72 bytes next
@@ -27,6 +27,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from data import imagenet_classes, records
+from models.config import TransformConfig, from_dict
 
 # Transformed feature keys: the Trainer, the serving signatures and TFMA read these.
 IMAGE_KEY = "image"  # serialized uint8 tensor [stored_size, stored_size, 3]
@@ -37,13 +38,6 @@ RGB_STD_KEY = "rgb_std"  # [3] channel standard deviations
 RGB_EIGVAL_KEY = "rgb_eigval"  # [3] eigenvalues of the RGB covariance
 RGB_EIGVEC_KEY = "rgb_eigvec"  # [9] eigenvectors (columns), row-major 3x3
 CLASSES_VOCABULARY = "classes"
-
-
-def stored_size(custom_config: dict) -> int:
-    """Side of the square that Transform stores for the given config."""
-    if custom_config.get("store_full_region", False):
-        return int(custom_config["resize_size"])
-    return int(custom_config["crop_size"])
 
 
 def decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
@@ -122,12 +116,11 @@ def _synset(class_index: tf.Tensor) -> tf.Tensor:
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """tf.Transform entry point (referenced by import path from the pipeline).
 
-    ``custom_config``: ``record_format`` (see ``data.records``), ``resize_size``,
-    ``crop_size``, ``store_full_region``.
+    ``custom_config`` is a ``models.config.TransformConfig`` as a dict.
     """
-    record_format = records.get_format(custom_config["record_format"])
-    resize_size = int(custom_config["resize_size"])
-    stored = stored_size(custom_config)
+    config = from_dict(TransformConfig, custom_config, "Transform custom_config")
+    record_format = records.get_format(config.record_format)
+    resize_size, stored = config.resize_size, config.stored_size
 
     encoded = _dense_column(inputs[record_format.image_key])
     images = tf.map_fn(

@@ -2,8 +2,9 @@
 
 SGD with momentum 0.9, learning rate 0.01 divided by 10 when validation accuracy stops
 improving, weight decay 5e-4 (in the model), batch 128, dropout 0.5, random crops, flips and
-PCA lighting: every value overridable through the Trainer's ``custom_config``
-(``TrainerConfig``). Distribution, mixed precision and XLA are switches of the same config.
+PCA lighting: every value comes from the Trainer's ``custom_config``
+(``models.config.TrainerConfig``, with the ``TransformConfig`` its input was made with).
+Distribution, mixed precision and XLA are switches of the same config.
 
 Resuming: a re-run of the pipeline after a crash is a new TFX execution with new output
 directories, so ``BackupAndRestore`` keeps its state under ``checkpoint_root`` in a directory
@@ -13,7 +14,6 @@ data or config starts afresh. Keras deletes the backup when training completes.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -25,46 +25,9 @@ from absl import logging
 
 from models import catalog, input_pipeline, signatures
 from models import preprocessing as pp
+from models.config import TrainerConfig, TransformConfig, parse_trainer_custom_config
 
 HISTORY_FILE = "history.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainerConfig:
-    model: str = "alexnet"
-    record_format: str = "build_imagenet"
-    store_full_region: bool = False
-    batch_size: int = 128
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    dropout_rate: float | None = None  # None: the model's own (AlexNet: the paper's 0.5)
-    initialization: str | None = None  # None: the model's own (AlexNet: the paper's)
-    lighting_std: float = 0.1
-    lrn_implementation: str = "tf_nn"
-    steps_per_epoch: int = 20  # validation (and the learning-rate schedule) runs every epoch
-    lr_patience: int = 2  # epochs without a better validation accuracy before lr /= 10
-    distribution: str = "auto"  # "auto": MirroredStrategy over GPUs if any; "mirrored": always
-    mixed_precision: str | None = None  # None, "mixed_float16" or "mixed_bfloat16"
-    xla: bool = False
-    checkpoint_root: str | None = None  # where BackupAndRestore state survives crashes
-    seed: int = 0
-
-    @classmethod
-    def from_custom_config(cls, custom_config: dict | None) -> TrainerConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(custom_config or {}) - known
-        if unknown:
-            raise ValueError(f"unknown Trainer custom_config keys {sorted(unknown)}")
-        return cls(**(custom_config or {}))
-
-    @property
-    def entry(self) -> catalog.ModelEntry:
-        return catalog.get(self.model)
-
-    @property
-    def stored_size(self) -> int:
-        return self.entry.resize_size if self.store_full_region else self.entry.crop_size
 
 
 def make_strategy(distribution: str) -> tf.distribute.Strategy:
@@ -94,27 +57,20 @@ def pixel_statistics(file_pattern, feature_spec: dict) -> dict[str, tf.Tensor]:
 
 def build_model(config: TrainerConfig, num_classes: int, rgb_mean, rgb_std) -> tf_keras.Model:
     """0..255 RGB images -> float32 logits: normalisation, then the selected network."""
-    crop = config.entry.crop_size
+    entry = catalog.get(config.model)
+    crop = entry.crop_size
     inputs = tf_keras.Input([crop, crop, 3], name="image")
     normalized = tf_keras.layers.Normalization(
         mean=list(map(float, rgb_mean)),
         variance=[float(s) ** 2 for s in rgb_std],
         name="normalize",
     )(inputs)
-    options = {
-        key: value
-        for key, value in (
-            ("dropout_rate", config.dropout_rate),
-            ("initialization", config.initialization),
-        )
-        if value is not None
-    }
-    network = config.entry.build(
+    network = entry.build(
         num_classes=num_classes,
         lrn_implementation=config.lrn_implementation,
         weight_decay=config.weight_decay,
         classifier_activation=None,
-        **options,
+        **config.model_options(),
     )
     # Logits in float32 whatever the policy, for a numerically stable loss.
     logits = tf_keras.layers.Activation("linear", dtype="float32", name="logits")(
@@ -136,27 +92,27 @@ def _backup_dir(config: TrainerConfig, fn_args) -> str:
     if not config.checkpoint_root:
         return os.path.join(fn_args.model_run_dir, "backup")
     key = json.dumps(
-        {
-            "config": dataclasses.asdict(config),
-            "train_files": sorted(fn_args.train_files),
-            "train_steps": fn_args.train_steps or 0,
-        },
+        {"custom_config": fn_args.custom_config, "train_files": sorted(fn_args.train_files)},
         sort_keys=True,
     )
     return os.path.join(config.checkpoint_root, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 def make_dataset(
-    config: TrainerConfig, files: list[str], feature_spec: dict, training: bool
+    transform: TransformConfig,
+    config: TrainerConfig,
+    files: list[str],
+    feature_spec: dict,
+    training: bool,
 ) -> tf.data.Dataset:
-    """The Trainer's input over transformed ``files``, with ``config``'s batch size, geometry,
-    lighting and seed (``bench input`` measures exactly this)."""
+    """The Trainer's input over transformed ``files``: ``transform``'s geometry, ``config``'s
+    batch size, lighting and seed (``bench input`` measures exactly this)."""
     return input_pipeline.make_dataset(
         files,
         feature_spec,
         batch_size=config.batch_size,
-        crop_size=config.entry.crop_size,
-        stored_size=config.stored_size,
+        crop_size=transform.crop_size,
+        stored_size=transform.stored_size,
         training=training,
         lighting_std=config.lighting_std,
         seed=config.seed,
@@ -165,8 +121,10 @@ def make_dataset(
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (referenced by import path from the pipeline)."""
-    config = TrainerConfig.from_custom_config(fn_args.custom_config)
-    train_steps = fn_args.train_steps or 0  # TFX passes num_steps=0 as None
+    transform, config = parse_trainer_custom_config(fn_args.custom_config)
+    if config.train_steps is None:
+        raise ValueError("the Trainer config sets no train_steps")
+    train_steps = config.train_steps
     tf_keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
         tf_keras.mixed_precision.set_global_policy(config.mixed_precision)
@@ -200,15 +158,15 @@ def run_fn(fn_args) -> None:
     if train_steps > 0:
         steps_per_epoch = epoch_length(train_steps, config.steps_per_epoch)
         epochs = train_steps // steps_per_epoch
+        validation = make_dataset(transform, config, fn_args.eval_files, feature_spec, False)
+        if config.eval_steps:  # Keras keeps one validation iterator: repeat, never run dry
+            validation = validation.repeat()
         result = model.fit(
-            make_dataset(config, fn_args.train_files, feature_spec, training=True),
+            make_dataset(transform, config, fn_args.train_files, feature_spec, training=True),
             steps_per_epoch=steps_per_epoch,
             epochs=epochs,
-            # Keras keeps one validation iterator across epochs: repeat so it never runs dry.
-            validation_data=make_dataset(
-                config, fn_args.eval_files, feature_spec, training=False
-            ).repeat(),
-            validation_steps=fn_args.eval_steps,
+            validation_data=validation,
+            validation_steps=config.eval_steps,
             verbose=2,  # a line per epoch: progress bars garble logs that are not terminals
             callbacks=[
                 tf_keras.callbacks.BackupAndRestore(_backup_dir(config, fn_args)),
@@ -229,8 +187,8 @@ def run_fn(fn_args) -> None:
         signatures=signatures.make_serving_signatures(
             model,
             tf_transform_output,
-            config.record_format,
-            crop_size=config.entry.crop_size,
-            stored_size=config.stored_size,
+            transform.record_format,
+            crop_size=transform.crop_size,
+            stored_size=transform.stored_size,
         ),
     )

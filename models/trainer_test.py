@@ -5,6 +5,7 @@ graph and transformed records that the TFX Transform component would; ``run_fn``
 on them and exports, exactly as the Trainer component calls it.
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -22,10 +23,10 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from data import records
-from models import catalog, trainer
+from data import bundled, records
 from models import preprocessing as pp
-from pipeline import configs
+from models import trainer
+from models.config import TrainerConfig, TransformConfig, parse_trainer_custom_config
 
 RAW_SPEC = {
     records.ENCODED: tf.io.FixedLenFeature([], tf.string),
@@ -34,19 +35,15 @@ RAW_SPEC = {
 
 
 def _sample_records(split, limit):
-    files = records.split_files(configs.SAMPLE_DATA_ROOT, split)
+    files = records.split_files(bundled.SAMPLE_DIR, split)
     return [r.numpy() for r in tf.data.TFRecordDataset(files).take(limit)]
 
 
 def transform_sample(out_dir, model="alexnet", store_full_region=False, n_train=48, n_eval=16):
     """Runs tf.Transform over sample records; returns (transform dir, train glob, eval glob)."""
-    entry = catalog.get(model)
-    config = {
-        "record_format": "build_imagenet",
-        "resize_size": entry.resize_size,
-        "crop_size": entry.crop_size,
-        "store_full_region": store_full_region,
-    }
+    config = dataclasses.asdict(
+        TransformConfig.for_model(model, store_full_region=store_full_region)
+    )
     schema = schema_utils.schema_from_feature_spec(RAW_SPEC)
     metadata = dataset_metadata.DatasetMetadata(schema)
     transform_dir = os.path.join(out_dir, "transform_graph")
@@ -83,6 +80,9 @@ def transform_sample(out_dir, model="alexnet", store_full_region=False, n_train=
 
 
 def fn_args(tmp, transform_dir, train_glob, eval_glob, train_steps, **config):
+    """What the Trainer component hands run_fn, for ``TrainerConfig(**config)`` on the
+    default Transform of ``transform_sample``."""
+    trainer_config = TrainerConfig(train_steps=train_steps, eval_steps=2, **config)
     return FnArgs(
         train_files=[train_glob],
         eval_files=[eval_glob],
@@ -91,7 +91,10 @@ def fn_args(tmp, transform_dir, train_glob, eval_glob, train_steps, **config):
         model_run_dir=os.path.join(tmp, "model_run"),
         train_steps=train_steps,
         eval_steps=2,
-        custom_config={"record_format": "build_imagenet", **config},
+        custom_config={
+            "transform": dataclasses.asdict(TransformConfig()),
+            "trainer": dataclasses.asdict(trainer_config),
+        },
     )
 
 
@@ -174,7 +177,11 @@ def test_epoch_length_divides_the_steps_exactly():
 
 def test_unknown_custom_config_key_is_a_clear_error():
     with pytest.raises(ValueError, match="learning_rat"):
-        trainer.TrainerConfig.from_custom_config({"learning_rat": 0.1})
+        parse_trainer_custom_config({"trainer": {"learning_rat": 0.1}})
+    with pytest.raises(ValueError, match="takes 227"):  # a Transform made for another model
+        parse_trainer_custom_config(
+            {"transform": {"crop_size": 32}, "trainer": {"model": "alexnet"}}
+        )
 
 
 @pytest.mark.slow

@@ -1,4 +1,9 @@
-"""Pipeline defaults: names and numbers only. Every one can be overridden by a CLI flag."""
+"""Pipeline names, paths and node ids: constants only.
+
+Values a user chooses (batch size, thresholds, ...) are not here: each step's typed config
+states its defaults once (``models.config``, ``pipeline.eval_config``), and the presets
+(``pipeline.presets``) are named sets of values on top of them.
+"""
 
 import os
 
@@ -11,35 +16,22 @@ METADATA_FILE = "metadata.sqlite"
 SERVING_DIR_NAME = "serving_model"
 CHECKPOINT_DIR_NAME = "trainer_checkpoints"  # BackupAndRestore state that outlives a crash
 
-_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
-SAMPLE_DATA_ROOT = os.path.join(_DATA_DIR, "sample")
-SCHEMA_DIR = os.path.join(_DATA_DIR, "schema")  # <record format>.pbtxt
-
 # Module code is referenced by import path, so the same pipeline compiles for any
 # orchestrator and the container image needs only this package installed.
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 
-MODEL = "alexnet"  # a name in models.catalog.MODELS
-
-# Training on the bundled sample (the rest of the paper's recipe: models.trainer.TrainerConfig).
-# The paper's initialisation needs many epochs to leave its starting plateau: measured on the
-# sample, 60 steps with it stayed at chance (top-1 0.143) at lr 0.01 and 0.001. With Glorot
-# initialisation, 60 steps at lr 0.01 ended anywhere between top-1 0.41 and 0.80 over three
-# seeds (the last epoch often undid the one before); 100 steps at lr 0.005 ended between 0.83
-# and 0.99 over six seeds, far from the 0.5 gate (2026-12-01, this repository's sample).
-TRAIN_STEPS = 100
-EVAL_STEPS = 5
-BATCH_SIZE = 16
-LEARNING_RATE = 0.005
-INITIALIZATION = "glorot"
-
-# Quarantine: fail the run when more than this fraction of a split's records is bad.
-MAX_REJECTED_FRACTION = 0.05
-# Larger images are rejected from their header, before decoding: ILSVRC-2012's largest is
-# ~12 megapixels, and a 10,000 x 10,000 image would take 300 MB decoded.
-MAX_IMAGE_PIXELS = 50_000_000
-
-# Evaluation gate.
-MIN_TOP1_ACCURACY = 0.5
-MAX_TOP1_DROP = 0.0
+# Node ids: create_pipeline gives each component its id; the summary, the report, the Kubeflow
+# compiler and the tests find components by these. An id names a component's history in ML
+# Metadata, so renaming one starts that history afresh.
+EXAMPLE_GEN = "ImportExampleGen"
+RAW_EXAMPLE_GEN = "RawImageNetExampleGen"  # the example gen of a raw ILSVRC-2012 tree
+QUARANTINE = "Quarantine"
+STATISTICS_GEN = "StatisticsGen"
+SCHEMA_GEN = "ImportSchemaGen"
+EXAMPLE_VALIDATOR = "ExampleValidator"
+TRANSFORM = "Transform"
+TRAINER = "Trainer"
+MODEL_RESOLVER = "latest_blessed_model_resolver"
+EVALUATOR = "Evaluator"
+PUSHER = "Pusher"

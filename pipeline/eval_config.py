@@ -7,29 +7,45 @@ The Evaluator feeds raw validation examples to the candidate's ``serving_default
 
 from __future__ import annotations
 
+import dataclasses
 import json
-
-import tensorflow_model_analysis as tfma
-
-from models import preprocessing as pp
 
 TOP1 = "accuracy"
 TOP5 = "top5_accuracy"
 LOSS = "loss"
+EXAMPLE_COUNT = "example_count"
+METRIC_NAMES = {  # as the summary, the report and the notebook show them
+    TOP1: "top-1 accuracy",
+    TOP5: "top-5 accuracy",
+    LOSS: "loss (cross-entropy)",
+    EXAMPLE_COUNT: "validation examples",
+}
 
 
-def make_eval_config(min_top1: float, max_top1_drop: float) -> tfma.EvalConfig:
+@dataclasses.dataclass(frozen=True)
+class GateConfig:
+    """The evaluation gate's thresholds on top-1 accuracy, overall slice."""
+
+    min_top1: float = 0.5  # value threshold: the lowest top-1 a model may have
+    max_top1_drop: float = 0.0  # change threshold: how far below the last blessed model
+
+
+def make_eval_config(gate: GateConfig):
     """Top-1/top-5/loss/count overall and per class; bless on top-1.
 
     Value threshold: top-1 >= ``min_top1``. Change threshold: top-1 may not fall more than
     ``max_top1_drop`` below the last blessed model's (when there is one; without a baseline
     only the value threshold applies).
     """
+    import tensorflow_model_analysis as tfma
+
+    from models import preprocessing as pp
+
     top1_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_top1}),
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_top1}),
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -max_top1_drop},
+            absolute={"value": -gate.max_top1_drop},
         ),
     )
     return tfma.EvalConfig(

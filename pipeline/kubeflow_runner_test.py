@@ -1,5 +1,5 @@
-"""The Kubeflow deployment, checked offline: the compiled spec through kfp's own protos and
-loader, the submit path up to the network call, and the image's Dockerfile against the lock.
+"""The compiled Kubeflow spec, checked offline through kfp's own protos, against the DAG, the
+resources, the Beam options and the runtime values the flags asked for.
 
 References are written here from the pipeline's design (pipeline/pipeline.py's docstring), the
 CLI flags given and the installed packages' own metadata, never read back from the runner.
@@ -17,10 +17,8 @@ import sys
 import tempfile
 
 import pytest
-from packaging.requirements import Requirement
 
-from pipeline import cli, kubeflow_runner  # pipeline first: Keras 2 before TensorFlow
-from pipeline.cli import CliError
+from pipeline import cli  # pipeline first: Keras 2 before TensorFlow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = "us-docker.pkg.dev/alexnet-proj/pipelines/alexnet-tfx:1.0"
@@ -77,13 +75,6 @@ def compile_to(path, argv: list[str]) -> dict:
     assert cli.main(["compile-kubeflow", *argv, "--output", str(path)]) == 0
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
-    """(path, job) of the pipeline compiled with every deployment flag set."""
-    path = tmp_path_factory.mktemp("kfp") / "pipeline.json"
-    return path, compile_to(path, FULL)
 
 
 def tasks(job: dict) -> dict:
@@ -151,16 +142,6 @@ def test_spec_parses_strictly_into_kfp_protos(compiled):
     assert set(spec.root.dag.tasks) == set(DAG)
     whole = json_format.ParseDict(job, pipeline_spec_pb2.PipelineJob())
     assert whole.display_name == "alexnet-tfx"
-
-
-def test_kfp_sdk_loads_the_package_submit_sends(compiled, tmp_path):
-    from kfp import components
-
-    _, job = compiled
-    loaded = components.load_component_from_file(kubeflow_runner.kfp_package(job, tmp_path))
-    assert loaded.name == "alexnet-tfx"
-    assert set(loaded.component_spec.inputs) == {"data_root"}
-    assert loaded.component_spec.inputs["data_root"].type == "String"
 
 
 def test_dag_has_every_step_with_its_dependencies(compiled):
@@ -253,12 +234,14 @@ def test_runtime_values_are_the_ones_the_cli_set(compiled):
     example_gen = tasks(job)["ImportExampleGen"]["inputs"]["parameters"]["input_base"]
     assert example_gen == {"componentInputParameter": "data_root"}
 
-    trainer = json.loads(constant(job, "Trainer", "custom_config"))
+    trainer_config = json.loads(constant(job, "Trainer", "custom_config"))
+    trainer = trainer_config["trainer"]
     assert trainer["batch_size"] == 128
     assert trainer["learning_rate"] == 0.02
     assert trainer["mixed_precision"] == "mixed_float16"
-    assert trainer["record_format"] == "tfds"
     assert trainer["checkpoint_root"] == f"{ROOT}/trainer_checkpoints"
+    assert trainer["train_steps"] == 900000
+    assert trainer_config["transform"]["record_format"] == "tfds"
     assert json.loads(constant(job, "Trainer", "train_args"))["num_steps"] == 900000
     assert constant(job, "Trainer", "run_fn") == "models.trainer.run_fn"
     assert json.loads(constant(job, "Transform", "custom_config"))["record_format"] == "tfds"
@@ -376,297 +359,3 @@ def test_an_unknown_runner_is_refused_by_the_parser(capsys):
         cli.main(["compile-kubeflow", *BASE, "--beam-runner=SamzaRunner"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'SamzaRunner'" in capsys.readouterr().err
-
-
-def test_portable_runners_run_the_image_as_their_sdk_worker():
-    flink = kubeflow_runner.beam_pipeline_args(
-        "FlinkRunner", ["--flink_master=flink:8081"], image=IMAGE, pipeline_root=ROOT, workers=2
-    )
-    assert flink == [
-        "--runner=FlinkRunner",
-        "--flink_submit_uber_jar",
-        "--environment_type=DOCKER",
-        f"--environment_config={IMAGE}",
-        "--flink_master=flink:8081",
-    ]
-    # A Beam worker-pool sidecar instead of Docker-in-Docker: the user's choice replaces ours.
-    sidecar = [
-        "--spark_rest_url=http://spark:6066",
-        "--environment_type=EXTERNAL",
-        "--environment_config=localhost:50000",
-    ]
-    spark = kubeflow_runner.beam_pipeline_args(
-        "SparkRunner", sidecar, image=IMAGE, pipeline_root=ROOT, workers=2
-    )
-    assert spark == ["--runner=SparkRunner", "--spark_submit_uber_jar", *sidecar]
-
-
-@pytest.mark.parametrize(
-    "image",
-    [
-        "alexnet-tfx:dev",
-        "localhost:5000/alexnet-tfx",
-        "us-docker.pkg.dev/p/r/alexnet-tfx:1.0",
-        "gcr.io/p/alexnet-tfx@sha256:" + "0" * 64,
-    ],
-)
-def test_image_references_are_accepted(image):
-    assert kubeflow_runner.check_image(image) == image
-
-
-@pytest.mark.parametrize(
-    "image", ["Alexnet/TFX", "alexnet-tfx:", "alexnet tfx", "gcr.io/p/x@md5:0"]
-)
-def test_malformed_image_references_are_refused(image):
-    with pytest.raises(CliError, match="is not a container image reference"):
-        kubeflow_runner.check_image(image)
-
-
-def test_a_gpu_type_alone_means_one_gpu():
-    assert kubeflow_runner.gpu_request(None, "nvidia.com/gpu") == (1, "nvidia.com/gpu")
-    assert kubeflow_runner.gpu_request(4, "NVIDIA_L4") == (4, "NVIDIA_L4")
-    assert kubeflow_runner.gpu_request(None, None) == (0, None)
-
-
-# ------------------------------------------------------------------------------- submit
-
-
-def test_vertex_job_is_built_from_the_template(compiled):
-    import tfx
-    from google.auth.credentials import AnonymousCredentials
-
-    path, job = compiled
-    parameters = kubeflow_runner.run_parameters(job, ["data_root=gs://alexnet-bucket/sample"])
-    vertex = kubeflow_runner.vertex_job(
-        str(path),
-        job,
-        project="alexnet-proj",
-        region="us-central1",
-        run_name="alexnet-tfx-run-1",
-        parameters=parameters,
-        labels={"team": "vision"},
-        enable_caching=False,
-        credentials=AnonymousCredentials(),  # real credentials are only needed to submit
-    )
-    assert (vertex.project, vertex.location, vertex.job_id) == (
-        "alexnet-proj",
-        "us-central1",
-        "alexnet-tfx-run-1",
-    )
-    request = vertex.to_dict()  # what submit() would send
-    assert request["displayName"] == "alexnet-tfx"
-    assert request["labels"] == {
-        "tfx_version": tfx.__version__.replace(".", "-"),
-        "tfx_py_version": f"{sys.version_info.major}-{sys.version_info.minor}",
-        "tfx_runner": "kubeflow_v2",
-        "team": "vision",
-    }
-    assert request["runtimeConfig"] == {
-        "gcsOutputDirectory": ROOT,
-        "parameterValues": {"data_root": "gs://alexnet-bucket/sample"},
-    }
-    spec = request["pipelineSpec"]
-    assert spec["deploymentSpec"] == job["pipelineSpec"]["deploymentSpec"]
-    # enable_caching=False: every step runs again.
-    assert {
-        name: task.get("cachingOptions") for name, task in spec["root"]["dag"]["tasks"].items()
-    } == {name: {"enableCache": False} for name in DAG}
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (["data_root"], "--param 'data_root': expected NAME=VALUE"),
-        (["train_steps=10"], "--param train_steps: the pipeline's parameters are ['data_root']"),
-        (["data_root=/data/imagenet"], "--param data_root '/data/imagenet' is not a remote URI"),
-    ],
-)
-def test_bad_runtime_parameters_are_refused(compiled, overrides, message):
-    _, job = compiled
-    with pytest.raises(CliError, match=re.escape(message)):
-        kubeflow_runner.run_parameters(job, overrides)
-
-
-def submit_error(capsys, *argv) -> str:
-    assert cli.main(["submit", *argv]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("alexnet-tfx submit: error: "), err
-    assert err.count("\n") == 1, err  # one line, no traceback
-    return err
-
-
-def test_unreachable_kubeflow_host_is_one_line(compiled, capsys):
-    path, _ = compiled
-    err = submit_error(capsys, "--pipeline", str(path), "--host", "http://127.0.0.1:9")
-    assert "cannot reach Kubeflow Pipelines at http://127.0.0.1:9 (" in err
-    assert "Connection refused" in err
-
-
-def test_vertex_without_credentials_is_one_line(compiled, capsys, monkeypatch, tmp_path):
-    path, _ = compiled
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
-    argv = ["--pipeline", str(path), "--vertex", "--project=p", "--region=us-central1"]
-    assert "no Google Cloud credentials" in submit_error(capsys, *argv)
-
-
-def test_submit_refuses_what_is_not_a_compiled_job(compiled, tmp_path, capsys):
-    not_json = tmp_path / "notes.json"
-    not_json.write_text("pipeline: yes\n")
-    assert "is not JSON" in submit_error(capsys, "--pipeline", str(not_json), "--host", "h")
-    spec_only = tmp_path / "spec.json"
-    spec_only.write_text(json.dumps(compiled[1]["pipelineSpec"]))
-    err = submit_error(capsys, "--pipeline", str(spec_only), "--host", "h")
-    assert "is not a compiled pipeline job" in err
-    missing = tmp_path / "missing.json"
-    assert "No such file" in submit_error(capsys, "--pipeline", str(missing), "--host", "h")
-    path = str(compiled[0])
-    assert "--vertex needs --project and --region" in submit_error(
-        capsys, "--pipeline", path, "--vertex"
-    )
-
-
-# -------------------------------------------------------------------------------- image
-
-
-def dockerfile() -> str:
-    with open(os.path.join(REPO, "Dockerfile"), encoding="utf-8") as f:
-        return f.read()
-
-
-def lock() -> dict[str, str]:
-    pins = {}
-    with open(os.path.join(REPO, "requirements.lock"), encoding="utf-8") as f:
-        for line in f:
-            line = line.split("#", 1)[0].strip()
-            if line:
-                name, version = line.split("==")
-                pins[re.sub(r"[-_.]+", "-", name).lower()] = version
-    return pins
-
-
-def arg(name: str) -> str:
-    (value,) = re.findall(rf"^ARG {name}=(\S+)$", dockerfile(), re.MULTILINE)
-    return value
-
-
-def docker_ignored(path: str, patterns: list[tuple[bool, str, re.Pattern]]) -> bool:
-    """Docker's rule: the last pattern that matches the path or one of its parents decides."""
-    parts = path.split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    ignored = False
-    for exclude, _, pattern in patterns:
-        if exclude != ignored and any(pattern.fullmatch(c) for c in candidates):
-            ignored = exclude
-    return ignored
-
-
-def dockerignore_patterns() -> list[tuple[bool, str, re.Pattern]]:
-    """(excludes, glob, regex) per .dockerignore line, the glob translated as Docker does."""
-    patterns = []
-    with open(os.path.join(REPO, ".dockerignore"), encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            exclude = not line.startswith("!")
-            glob = os.path.normpath(line.lstrip("!"))
-            regex = ""
-            for token in re.split(r"(\*\*/|\*\*|\*|\?)", glob):
-                regex += {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(
-                    token, re.escape(token)
-                )
-            patterns.append((exclude, glob, re.compile(regex)))
-    return patterns
-
-
-def build_context() -> dict[str, int]:
-    """{path: size} of the files `docker build .` would send."""
-    patterns = dockerignore_patterns()
-    context = {}
-    for directory, subdirectories, files in os.walk(REPO):
-        relative = os.path.relpath(directory, REPO)
-        # Like Docker, skip an ignored directory unless a pattern re-includes something in it.
-        subdirectories[:] = [
-            d
-            for d in subdirectories
-            if not docker_ignored(os.path.normpath(os.path.join(relative, d)), patterns)
-            or any(
-                not exclude and glob.startswith(os.path.normpath(os.path.join(relative, d)) + "/")
-                for exclude, glob, _ in patterns
-            )
-        ]
-        for name in files:
-            path = os.path.normpath(os.path.join(relative, name))
-            if not docker_ignored(path, patterns):
-                context[path] = os.path.getsize(os.path.join(REPO, path))
-    return context
-
-
-def test_every_copy_source_exists_and_is_in_the_build_context():
-    context = build_context()
-    copies = re.findall(r"^COPY (?!--from)(.+)$", dockerfile(), re.MULTILINE)
-    assert copies
-    for copy in copies:
-        *sources, _ = copy.split()
-        for source in sources:
-            path = os.path.join(REPO, source)
-            assert os.path.exists(path), source
-            sent = [p for p in context if p == source or p.startswith(source + "/")]
-            assert sent, f"{source} is excluded by .dockerignore"
-    # What the image runs: the schema files and the code behind every step.
-    for needed in ("data/records.py", "models/trainer.py", "components/quarantine/executor.py"):
-        assert needed in context, needed
-    assert any(p.startswith("data/schema/") for p in context)
-
-
-def test_build_context_is_small_and_holds_no_local_state():
-    context = build_context()
-    for local in (".venv/", ".git/", "tfx_pipeline_output/", "data/sample/", "__pycache__/"):
-        assert not any(p.startswith(local) or f"/{local}" in p for p in context), local
-    assert sum(context.values()) < 5 * 2**20, sorted(context, key=context.get)[-5:]
-
-
-def test_image_versions_are_the_locked_ones():
-    import tensorflow as tf
-
-    text = dockerfile()
-    pins = lock()
-    # Beam's SDK harness from the locked Beam, for the Python the venv and the image run.
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    assert arg("BEAM_VERSION") == pins["apache-beam"]
-    assert f"FROM apache/beam_python{python}_sdk:${{BEAM_VERSION}} AS beam" in text
-    assert f"python{python} -m venv /opt/venv" in text
-    # CUDA and cuDNN that TensorFlow was built against and pins for its [and-cuda] extra.
-    build = tf.sysconfig.get_build_info()
-    cuda_image = re.search(r"^FROM nvidia/cuda:(\d+\.\d+)\.\d+-runtime-ubuntu22\.04$", text, re.M)
-    assert cuda_image and cuda_image.group(1) == build["cuda_version"]
-    tf_cuda = {
-        r.name: str(r.specifier)
-        for r in map(Requirement, importlib.metadata.requires("tensorflow"))
-        if r.marker and r.marker.evaluate({"extra": "and-cuda"})
-    }
-    assert f"=={arg('CUDNN_VERSION')}" == tf_cuda["nvidia-cudnn-cu12"]
-    assert arg("CUDNN_VERSION").split(".")[0] == build["cudnn_version"]
-    assert f"libcudnn{build['cudnn_version']}=${{CUDNN_VERSION}}-1+cuda12" in text
-    # The build tools of the venv the tests run in; the package set is the lock.
-    for tool in ("pip", "setuptools", "wheel"):
-        assert f"{tool}=={importlib.metadata.version(tool)}" in text, tool
-    assert "RUN pip install -r requirements.lock\n" in text
-    assert "pip install --no-deps --no-build-isolation -e . && pip check" in text
-    # What the compiled spec relies on.
-    assert re.search(rf"^WORKDIR {kubeflow_runner.IMAGE_ROOT}$", text, re.M)
-    assert "PATH=/opt/venv/bin:$PATH" in text  # `python -m ...` is the venv's python
-    assert "TF_USE_LEGACY_KERAS=1" in text  # TFX imports TensorFlow before this package
-
-
-def test_the_tested_environment_is_the_lock():
-    """The image installs requirements.lock; this venv was built from it: same packages."""
-    installed = {
-        re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version
-        for d in importlib.metadata.distributions()
-    }
-    pins = lock()
-    assert pins["tfx"] == "1.16.0" and pins["tensorflow"] == "2.16.2"
-    assert {name: installed.get(name) for name in pins} == pins
-    tools = {"pip", "setuptools", "wheel", "alexnet-tfx"}
-    assert set(installed) - tools == set(pins)

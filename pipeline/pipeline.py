@@ -2,9 +2,10 @@
 
 Components in data order: ImportExampleGen (or RawImageNetExampleGen) -> Quarantine ->
 StatisticsGen -> ImportSchemaGen -> ExampleValidator -> Transform -> Trainer -> Resolver
-(latest blessed model) -> Evaluator -> Pusher. Module code is referenced by import path,
-never by file, so the same definition compiles for the local runner and for Kubeflow (where
-the package is baked into the image).
+(latest blessed model) -> Evaluator -> Pusher. Every setting is an argument (the step configs,
+Beam arguments and resources per kind of step), so the runners only build paths and call this.
+Module code is referenced by import path, never by file, so the same definition compiles for
+the local runner and for Kubeflow (where the package is baked into the image).
 
 Why ImportSchemaGen: the record contract is fixed (``data/schema/<format>.pbtxt``, reviewed
 code), while SchemaGen would bless whatever the first run's data held, e.g. a label domain of
@@ -20,49 +21,47 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2, transform_pb2
 
 from components.atomic_pusher.component import AtomicPusher
-from components.quarantine.component import Quarantine
+from components.quarantine import component as quarantine_component
 from components.raw_imagenet_example_gen.component import RawImageNetExampleGen
 from data import records
-from models import catalog, trainer
+from models.config import TrainerConfig, TransformConfig, trainer_custom_config
 from pipeline import configs
-from pipeline.eval_config import make_eval_config
+from pipeline.eval_config import GateConfig, make_eval_config
 
 
 def create_pipeline(
     *,
     pipeline_name: str,
     pipeline_root: str,
-    data_root: str,
-    record_format: str,
+    data_root,
     schema_file: str,
     serving_dir: str,
+    transform: TransformConfig,
+    trainer: TrainerConfig,
+    gate: GateConfig,
     raw_tree: bool = False,
     validation_labels: str | None = None,
-    model: str = configs.MODEL,
-    train_steps: int = configs.TRAIN_STEPS,
-    eval_steps: int = configs.EVAL_STEPS,
-    store_full_region: bool = False,
-    trainer_config: dict | None = None,
-    min_top1: float = configs.MIN_TOP1_ACCURACY,
-    max_top1_drop: float = configs.MAX_TOP1_DROP,
-    max_rejected_fraction: float = configs.MAX_REJECTED_FRACTION,
-    max_image_pixels: int = configs.MAX_IMAGE_PIXELS,
+    max_rejected_fraction: float = quarantine_component.MAX_REJECTED_FRACTION,
+    max_image_pixels: int = quarantine_component.MAX_IMAGE_PIXELS,
     beam_pipeline_args: list[str] | None = None,
+    beam_platform_config=None,
+    trainer_platform_config=None,
     metadata_connection_config=None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
     """The pipeline.
 
-    ``data_root`` holds TFRecord shards (``train-*``, ``validation-*``) in ``record_format``,
-    or, with ``raw_tree``, the raw ILSVRC-2012 JPEG tree (``train/<synset>/``, ``val/``; a
-    flat ``val/`` needs ``validation_labels``). ``trainer_config`` holds
-    ``models.trainer.TrainerConfig`` overrides.
+    ``data_root`` (a path, or a RuntimeParameter when compiled) holds TFRecord shards
+    (``train-*``, ``validation-*``) in ``transform.record_format``, or, with ``raw_tree``, the
+    raw ILSVRC-2012 JPEG tree (``data.preflight``; a flat ``val/`` needs
+    ``validation_labels``). ``beam_pipeline_args`` go to the steps that run Beam, and only to
+    them; ``beam_platform_config`` and ``trainer_platform_config`` (e.g. KFP ResourceSpecs)
+    size those steps' and the Trainer's containers on orchestrators that honour them.
     """
-    entry = catalog.get(model)
     if raw_tree:
         example_gen = RawImageNetExampleGen(
             input_base=data_root, validation_labels=validation_labels
-        )
+        ).with_id(configs.RAW_EXAMPLE_GEN)
     else:
         example_gen = tfx.components.ImportExampleGen(
             input_base=data_root,
@@ -72,73 +71,76 @@ def create_pipeline(
                     for split in records.SPLITS
                 ]
             ),
-        )
-    quarantine = Quarantine(
+        ).with_id(configs.EXAMPLE_GEN)
+    quarantine = quarantine_component.Quarantine(
         examples=example_gen.outputs["examples"],
-        record_format=record_format,
+        record_format=transform.record_format,
         max_rejected_fraction=max_rejected_fraction,
         max_image_pixels=max_image_pixels,
-    )
+    ).with_id(configs.QUARANTINE)
     examples = quarantine.outputs["examples"]
-    statistics_gen = tfx.components.StatisticsGen(examples=examples)
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    statistics_gen = tfx.components.StatisticsGen(examples=examples).with_id(configs.STATISTICS_GEN)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file).with_id(configs.SCHEMA_GEN)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
-    transform = tfx.components.Transform(
+    ).with_id(configs.EXAMPLE_VALIDATOR)
+    transform_component = tfx.components.Transform(
         examples=examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=configs.PREPROCESSING_FN,
         splits_config=transform_pb2.SplitsConfig(
             analyze=[records.TRAIN_SPLIT], transform=list(records.SPLITS)
         ),
-        custom_config={
-            "record_format": record_format,
-            "resize_size": entry.resize_size,
-            "crop_size": entry.crop_size,
-            "store_full_region": store_full_region,
-        },
+        custom_config=dataclasses.asdict(transform),
         # StatisticsGen already describes the raw data; statistics of one opaque bytes
-        # feature per image would cost memory and time (~3 GB on 1k images in a prototype)
-        # and say nothing.
+        # feature per image would cost memory and time and say nothing.
         disable_statistics=True,
-    )
+    ).with_id(configs.TRANSFORM)
+    if trainer.checkpoint_root is None:
+        checkpoint_root = os.path.join(pipeline_root, configs.CHECKPOINT_DIR_NAME)
+        trainer = dataclasses.replace(trainer, checkpoint_root=checkpoint_root)
     trainer_component = tfx.components.Trainer(
         run_fn=configs.RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
+        examples=transform_component.outputs["transformed_examples"],
+        transform_graph=transform_component.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=[records.TRAIN_SPLIT], num_steps=train_steps),
-        eval_args=tfx.proto.EvalArgs(splits=[records.VALIDATION_SPLIT], num_steps=eval_steps),
-        custom_config=dataclasses.asdict(
-            trainer.TrainerConfig(
-                model=model,
-                record_format=record_format,
-                store_full_region=store_full_region,
-                checkpoint_root=os.path.join(pipeline_root, configs.CHECKPOINT_DIR_NAME),
-                **(trainer_config or {}),
-            )
+        # The steps are the config's (run_fn reads them there); TrainArgs names the splits
+        # and shows the step count where TFX's tools look for it.
+        train_args=tfx.proto.TrainArgs(splits=[records.TRAIN_SPLIT], num_steps=trainer.train_steps),
+        eval_args=tfx.proto.EvalArgs(
+            splits=[records.VALIDATION_SPLIT], num_steps=trainer.eval_steps
         ),
-    )
+        custom_config=trainer_custom_config(transform, trainer),
+    ).with_id(configs.TRAINER)
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    ).with_id(configs.MODEL_RESOLVER)
     evaluator = tfx.components.Evaluator(
         examples=examples,
         model=trainer_component.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=[records.VALIDATION_SPLIT],
-        eval_config=make_eval_config(min_top1=min_top1, max_top1_drop=max_top1_drop),
-    )
+        eval_config=make_eval_config(gate),
+    ).with_id(configs.EVALUATOR)
     pusher = AtomicPusher(
         model=trainer_component.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
         ),
-    ).with_id("Pusher")
+    ).with_id(configs.PUSHER)
+
+    beam_steps = [example_gen, quarantine, statistics_gen, transform_component, evaluator]
+    for step in beam_steps:
+        if beam_pipeline_args:
+            step.with_beam_pipeline_args(beam_pipeline_args)
+        # TFX 1.16 drops platform config on FileBasedExampleGen, which only copies records.
+        if beam_platform_config is not None and step is not example_gen:
+            step.with_platform_config(beam_platform_config)
+    if trainer_platform_config is not None:
+        trainer_component.with_platform_config(trainer_platform_config)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
@@ -148,7 +150,7 @@ def create_pipeline(
             statistics_gen,
             schema_gen,
             example_validator,
-            transform,
+            transform_component,
             trainer_component,
             model_resolver,
             evaluator,
@@ -156,5 +158,4 @@ def create_pipeline(
         ],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args,
     )

@@ -1,14 +1,15 @@
-"""Shared end-to-end fixtures: real pipeline runs, made once per test session.
+"""End-to-end helpers, and the shared runs of the bundled sample that tests only read.
 
-A real run costs a minute or more and ~1 GB of disk, so the runs are session-scoped, share one
-pipeline root (later runs reuse the cached upstream components, as a user's re-run would) and
-are deleted at the end.
+A real run costs a minute or more and ~1 GB of disk. ``sample_runs`` makes, once per test
+session and before any test reads them, the three runs a user's first hour holds: ``make run``
+(blessed, pushed), a re-run gated against that model, and a model trained 0 steps that fails
+the gate. Tests name the run they read by its id, so no test depends on another's order; a test
+that needs runs of its own makes them in its own pipeline root.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import shutil
@@ -17,33 +18,9 @@ import sys
 
 import pytest
 
-from pipeline import runs
+from pipeline import configs, metadata
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def file_digests(directory) -> dict[str, str]:
-    """Relative path -> SHA-256 of every file under ``directory``: equal means byte-identical."""
-    result = {}
-    for parent, _, files in os.walk(directory):
-        for name in files:
-            path = os.path.join(parent, name)
-            with open(path, "rb") as f:
-                result[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-    return result
-
-
-# Each later run in the shared root becomes its "latest" run, so tests that read the first run
-# as the latest go before any test that needs a later run, whatever file they are in.
-_RUN_ORDER = ("second_run", "zero_step_run")
-
-
-def pytest_collection_modifyitems(items):
-    def later_runs_needed(item) -> int:
-        names = getattr(item, "fixturenames", ())
-        return max((i + 1 for i, name in enumerate(_RUN_ORDER) if name in names), default=0)
-
-    items.sort(key=later_runs_needed)  # stable: the order within each group is kept
 
 
 @dataclasses.dataclass
@@ -66,38 +43,6 @@ def run_cli(*args: str, timeout: float = 1200, env: dict | None = None) -> CliRe
     return CliResult(result.returncode, result.stdout, result.stderr)
 
 
-@dataclasses.dataclass
-class PipelineRun:
-    root: str
-    serving_dir: str
-    result: CliResult
-
-    @property
-    def run_id(self) -> str:
-        """The run id the run's own summary printed (later runs may share the root)."""
-        return re.search(r"^Run (\S+) \(", self.result.stdout, re.MULTILINE).group(1)
-
-    def components(self) -> dict[str, runs.ComponentRun]:
-        """This run's component executions, from ML Metadata."""
-        return runs.component_runs(runs.open_store(self.root), self.run_id)
-
-
-@pytest.fixture(scope="session")
-def e2e_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    yield str(root)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def first_run(e2e_root) -> PipelineRun:
-    """``make run``'s pipeline (every default) on the bundled sample: blessed and pushed."""
-    root = os.path.join(e2e_root, "pipeline_root")
-    result = run_cli("run", "--pipeline-root", root)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return PipelineRun(root, os.path.join(root, "serving_model"), result)
-
-
 def serving_versions(serving_dir: str) -> list[str]:
     """The model versions pushed to ``serving_dir``, oldest first."""
     return (
@@ -107,29 +52,50 @@ def serving_versions(serving_dir: str) -> list[str]:
     )
 
 
+@dataclasses.dataclass
+class PipelineRun:
+    root: str
+    result: CliResult
+    serving_versions: list[str]  # in the serving directory when the run had finished
+
+    @property
+    def serving_dir(self) -> str:
+        return os.path.join(self.root, configs.SERVING_DIR_NAME)
+
+    @property
+    def run_id(self) -> str:
+        """The run id the run's own summary printed (later runs may share the root)."""
+        return re.search(r"^Run (\S+) \(", self.result.stdout, re.MULTILINE).group(1)
+
+    def components(self) -> dict[str, metadata.ComponentRun]:
+        """This run's component executions, from ML Metadata."""
+        return metadata.component_runs(metadata.open_store(self.root), self.run_id)
+
+
+def run_pipeline(root: str, *args: str) -> PipelineRun:
+    """``alexnet-tfx run --pipeline-root ROOT ARGS``, which must end (blessed or not)."""
+    result = run_cli("run", "--pipeline-root", root, *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    serving_dir = os.path.join(root, configs.SERVING_DIR_NAME)
+    return PipelineRun(root, result, serving_versions(serving_dir))
+
+
+@dataclasses.dataclass
+class SampleRuns:
+    first: PipelineRun  # make run's defaults: blessed and pushed, no baseline
+    second: PipelineRun  # one more step, the gate opened wide: blessed against the first
+    zero_step: PipelineRun  # trained 0 steps: not blessed, nothing pushed
+
+
 @pytest.fixture(scope="session")
-def second_run(first_run: PipelineRun) -> PipelineRun:
-    """Re-run with other training steps: the first model is the baseline. The gate is opened
-    wide (any top-1, any drop) so that this run is pushed whatever 40 steps reach."""
-    result = run_cli(
-        "run",
-        "--pipeline-root",
-        first_run.root,
-        "--train-steps",
-        "40",
-        "--min-top1",
-        "0",
-        "--max-top1-drop",
-        "1.0",
+def sample_runs(tmp_path_factory) -> SampleRuns:
+    root = str(tmp_path_factory.mktemp("sample_runs") / "pipeline_root")
+    runs = SampleRuns(
+        first=run_pipeline(root),
+        second=run_pipeline(
+            root, "--train-steps", "1", "--min-top1", "0", "--max-top1-drop", "1.0"
+        ),
+        zero_step=run_pipeline(root, "--train-steps", "0"),
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return PipelineRun(first_run.root, first_run.serving_dir, result)
-
-
-@pytest.fixture(scope="session")
-def zero_step_run(second_run: PipelineRun) -> tuple[PipelineRun, list[str]]:
-    """A model trained 0 steps must not pass the gate."""
-    versions_before = serving_versions(second_run.serving_dir)
-    result = run_cli("run", "--pipeline-root", second_run.root, "--train-steps", "0")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return PipelineRun(second_run.root, second_run.serving_dir, result), versions_before
+    yield runs
+    shutil.rmtree(root, ignore_errors=True)

@@ -3,6 +3,7 @@ disk."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,9 +22,19 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components.atomic_pusher import executor
-from tests.conftest import file_digests
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def file_digests(directory) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``directory``: equal means byte-identical."""
+    result = {}
+    for parent, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as f:
+                result[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return result
 
 
 def _save_model(directory, extra_bytes: int = 0) -> str:

@@ -16,6 +16,12 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from components.quarantine import executor
 from data import records
 
+# Fail the run when more than this share of a split's records is bad.
+MAX_REJECTED_FRACTION = 0.05
+# Larger images are rejected from their header, before decoding: ILSVRC-2012's largest is
+# ~12 megapixels, and a 10,000 x 10,000 image would take 300 MB decoded.
+MAX_IMAGE_PIXELS = 50_000_000
+
 
 class QuarantineReport(types.Artifact):
     """report.json (counts per split and reason, one entry per rejected record) and the
@@ -56,8 +62,8 @@ class Quarantine(base_beam_component.BaseBeamComponent):
         examples: types.BaseChannel,
         *,
         record_format: str,
-        max_image_pixels: int,
-        max_rejected_fraction: float,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
+        max_rejected_fraction: float = MAX_REJECTED_FRACTION,
     ):
         """Args:
         examples: ImportExampleGen's output (tf.train.Example records in GZIP TFRecords).

@@ -33,6 +33,9 @@ MAX_IMAGE_PIXELS_KEY = "max_image_pixels"
 MAX_REJECTED_FRACTION_KEY = "max_rejected_fraction"
 
 REPORT_FILE = "report.json"
+# The report artifact's custom properties: records read, and rejected (also per split, suffixed).
+RECORD_COUNT_PROPERTY = "record_count"
+REJECTED_COUNT_PROPERTY = "rejected_count"
 ABSENT_FROM_TRAINING = "class absent from training"
 _VALID = "valid"
 # ExampleGen's shard prefix: downstream components glob Split-<name>/*, keep its layout anyway.
@@ -263,10 +266,12 @@ def _write_report(_, path, splits, settings, counts, entries) -> None:
 
 def _set_counts(report, summary) -> None:
     splits = summary["splits"]
-    report.set_int_custom_property("record_count", sum(s["records"] for s in splits.values()))
-    report.set_int_custom_property("rejected_count", sum(s["rejected"] for s in splits.values()))
+    records_read = sum(s["records"] for s in splits.values())
+    report.set_int_custom_property(RECORD_COUNT_PROPERTY, records_read)
+    rejected = sum(s["rejected"] for s in splits.values())
+    report.set_int_custom_property(REJECTED_COUNT_PROPERTY, rejected)
     for split, counts in splits.items():
-        report.set_int_custom_property(f"rejected_count_{split}", counts["rejected"])
+        report.set_int_custom_property(f"{REJECTED_COUNT_PROPERTY}_{split}", counts["rejected"])
 
 
 def _summary_paragraph(summary, report_uri: str) -> str:

@@ -12,20 +12,15 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components.raw_imagenet_example_gen import executor
-from data import records
-
-TRAIN_PATTERN = "train/*/*"
-VALIDATION_TREE_PATTERN = "val/*/*"
-VALIDATION_FLAT_PATTERN = "val/*"
+from data import preflight
 
 
 def default_input_config(flat_validation: bool) -> example_gen_pb2.Input:
     """Splits ``train`` (train/<synset>/*) and ``validation`` (val/<synset>/* or flat val/*)."""
-    validation = VALIDATION_FLAT_PATTERN if flat_validation else VALIDATION_TREE_PATTERN
     return example_gen_pb2.Input(
         splits=[
-            example_gen_pb2.Input.Split(name=records.TRAIN_SPLIT, pattern=TRAIN_PATTERN),
-            example_gen_pb2.Input.Split(name=records.VALIDATION_SPLIT, pattern=validation),
+            example_gen_pb2.Input.Split(name=split, pattern=pattern)
+            for split, pattern in preflight.raw_tree_patterns(flat_validation).items()
         ]
     )
 

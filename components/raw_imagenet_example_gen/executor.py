@@ -22,7 +22,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from data import convert
+from data import convert, preflight
 
 VALIDATION_LABELS_KEY = "validation_labels"
 BOUNDING_BOXES_DIR_KEY = "bounding_boxes_dir"
@@ -74,7 +74,7 @@ def _RawImagesToExamples(
     options = custom_options(exec_properties)
     labels = None
     if options.get(VALIDATION_LABELS_KEY):
-        labels = convert.read_validation_labels(options[VALIDATION_LABELS_KEY])
+        labels = preflight.read_validation_labels(options[VALIDATION_LABELS_KEY])
     rejects, boxes = [], None
     if options.get(BOUNDING_BOXES_DIR_KEY):
         parsed = pipeline | "ReadBoxes" >> convert.ReadBoxes(options[BOUNDING_BOXES_DIR_KEY])

@@ -8,48 +8,50 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import imagenet_classes, records
-from pipeline import configs, runs
-from tests.conftest import serving_versions
+from data import bundled, imagenet_classes, records
+from pipeline import configs, metadata
+from pipeline.evaluation import load_evaluation
+from pipeline.presets import DEFAULT_PRESET, resolve
 
 pytestmark = pytest.mark.e2e
 
 COMPONENTS = [
-    "ImportExampleGen",
-    "Quarantine",
-    "StatisticsGen",
-    "ImportSchemaGen",
-    "ExampleValidator",
-    "Transform",
-    "Trainer",
-    "latest_blessed_model_resolver",
-    "Evaluator",
-    "Pusher",
+    configs.EXAMPLE_GEN,
+    configs.QUARANTINE,
+    configs.STATISTICS_GEN,
+    configs.SCHEMA_GEN,
+    configs.EXAMPLE_VALIDATOR,
+    configs.TRANSFORM,
+    configs.TRAINER,
+    configs.MODEL_RESOLVER,
+    configs.EVALUATOR,
+    configs.PUSHER,
 ]
 
 
 def _validation_records(n: int) -> list[bytes]:
-    files = records.split_files(configs.SAMPLE_DATA_ROOT, records.VALIDATION_SPLIT)
+    files = records.split_files(bundled.SAMPLE_DIR, records.VALIDATION_SPLIT)
     return [r.numpy() for r in tf.data.TFRecordDataset(files).take(n)]
 
 
-def test_every_component_completes_and_the_model_is_blessed_and_pushed(first_run):
-    components = first_run.components()
+def test_every_component_completes_and_the_model_is_blessed_and_pushed(sample_runs):
+    first = sample_runs.first
+    components = first.components()
     assert list(components) == COMPONENTS or sorted(components) == sorted(COMPONENTS)
     assert {c.state for c in components.values()} == {"complete"}
-    assert "Blessed: yes" in first_run.result.stdout
-    assert "Baseline: none yet, so only the value threshold applies." in first_run.result.stdout
-    destination = runs.pushed_destination(components["Pusher"])
-    assert os.path.dirname(destination) == first_run.serving_dir
-    assert os.path.basename(destination) in serving_versions(first_run.serving_dir)
+    assert "Blessed: yes" in first.result.stdout
+    assert "Baseline: none yet, so only the value threshold applies." in first.result.stdout
+    destination = metadata.pushed_destination(components[configs.PUSHER])
+    assert os.path.dirname(destination) == first.serving_dir
+    assert first.serving_versions == [os.path.basename(destination)]
     for node_id in COMPONENTS:  # a progress line per component
-        assert f"{node_id} done" in first_run.result.stdout
+        assert f"{node_id} done" in first.result.stdout
 
 
-def test_the_evaluation_holds_overall_and_per_class_metrics(first_run):
-    evaluation = runs.load_evaluation(first_run.components()["Evaluator"])
+def test_the_evaluation_holds_overall_and_per_class_metrics(sample_runs):
+    evaluation = load_evaluation(sample_runs.first.components()[configs.EVALUATOR])
     assert evaluation.metrics["example_count"] == 70  # the whole validation split
-    assert evaluation.metrics["accuracy"] >= configs.MIN_TOP1_ACCURACY
+    assert evaluation.metrics["accuracy"] >= resolve(DEFAULT_PRESET, {}).settings.gate.min_top1
     assert evaluation.metrics["top5_accuracy"] >= evaluation.metrics["accuracy"]
     assert np.isfinite(evaluation.metrics["loss"])
     sample_synsets = {
@@ -60,8 +62,9 @@ def test_the_evaluation_holds_overall_and_per_class_metrics(first_run):
     assert evaluation.blessed and not evaluation.failures
 
 
-def test_the_pushed_model_answers_both_signatures(first_run):
-    model = tf.saved_model.load(runs.pushed_destination(first_run.components()["Pusher"]))
+def test_the_pushed_model_answers_both_signatures(sample_runs):
+    pusher = sample_runs.first.components()[configs.PUSHER]
+    model = tf.saved_model.load(metadata.pushed_destination(pusher))
     raw = _validation_records(20)
     by_examples = model.signatures["serving_default"](examples=tf.constant(raw))
     examples = [tf.train.Example.FromString(r) for r in raw]
@@ -78,24 +81,27 @@ def test_the_pushed_model_answers_both_signatures(first_run):
     )
 
 
-def test_a_second_run_is_gated_against_the_first_model(second_run):
-    components = second_run.components()
-    assert components["Transform"].state == "cached"  # upstream reused from ML Metadata
-    assert components["Trainer"].state == "complete"
-    evaluation = runs.load_evaluation(components["Evaluator"])
+def test_a_second_run_is_gated_against_the_first_model(sample_runs):
+    second = sample_runs.second
+    components = second.components()
+    assert components[configs.TRANSFORM].state == "cached"  # upstream reused from ML Metadata
+    assert components[configs.TRAINER].state == "complete"
+    evaluation = load_evaluation(components[configs.EVALUATOR])
     assert evaluation.has_baseline
+    first_model = sample_runs.first.components()[configs.TRAINER].uri("model")
+    assert components[configs.EVALUATOR].inputs["baseline_model"][0].uri == first_model
     assert "accuracy" in evaluation.baseline_metrics
     assert "accuracy" in evaluation.changes  # the change threshold was evaluated
-    assert "Baseline (last blessed model)" in second_run.result.stdout
+    assert "Baseline (last blessed model)" in second.result.stdout
     assert evaluation.blessed  # the gate was opened wide
-    assert len(serving_versions(second_run.serving_dir)) == 2
+    assert len(second.serving_versions) == 2
 
 
-def test_a_zero_step_model_is_not_blessed_and_nothing_is_pushed(zero_step_run):
-    run, versions_before = zero_step_run
-    evaluation = runs.load_evaluation(run.components()["Evaluator"])
+def test_a_zero_step_model_is_not_blessed_and_nothing_is_pushed(sample_runs):
+    run = sample_runs.zero_step
+    evaluation = load_evaluation(run.components()[configs.EVALUATOR])
     assert not evaluation.blessed
     assert any("value threshold" in f for f in evaluation.failures)
     assert "Blessed: NO, nothing pushed." in run.result.stdout
     assert "below the value threshold" in run.result.stdout
-    assert serving_versions(run.serving_dir) == versions_before
+    assert run.serving_versions == sample_runs.second.serving_versions

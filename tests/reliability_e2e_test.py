@@ -15,7 +15,6 @@ The push itself (atomic rename, a SIGKILL mid-copy) is tested in components/atom
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import glob
 import io
@@ -25,7 +24,6 @@ import shutil
 import signal
 import sqlite3
 import stat
-import struct
 import subprocess
 import sys
 import time
@@ -36,15 +34,18 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.core.util import event_pb2
 
-from data import image_check, imagenet_classes, records
-from models.trainer import TrainerConfig
-from pipeline import configs, runs
-from tests.conftest import REPO, CliResult, file_digests, run_cli
+from components.atomic_pusher.executor_test import file_digests
+from data import bundled, image_check, imagenet_classes, records
+from data.preflight_test import sample_copy
+from models.config import TrainerConfig
+from pipeline import configs, metadata
+from pipeline.evaluation import load_evaluation
+from tests.conftest import REPO, CliResult, run_cli
 
 pytestmark = pytest.mark.e2e
 
 TRAIN_STEPS = 40  # two epochs: one before the kill, one after the resume
-STEPS_PER_EPOCH = TrainerConfig().steps_per_epoch
+STEPS_PER_EPOCH = TrainerConfig.steps_per_epoch
 # In every run's environment, never read by the pipeline: if one shows up in a log or a file,
 # something dumped the environment.
 SECRETS = {
@@ -134,10 +135,10 @@ def _started(log: str, root: str, node_id: str, output_key: str, before: set[str
     return ready
 
 
-def _run_components(root: str) -> list[dict[str, runs.ComponentRun]]:
+def _run_components(root: str) -> list[dict[str, metadata.ComponentRun]]:
     """Every run of the chain, oldest first: node id -> execution."""
-    store = runs.open_store(root)
-    return [runs.component_runs(store, run_id) for run_id in runs.run_ids(store)]
+    store = metadata.open_store(root)
+    return [metadata.component_runs(store, run_id) for run_id in metadata.run_ids(store)]
 
 
 def _versions(serving_dir: str) -> list[str]:
@@ -161,42 +162,12 @@ def _event_steps(directory: str) -> dict[str, list[int]]:
     return steps
 
 
-def _record_offsets(path: str) -> list[tuple[int, int]]:
-    """(offset, data length) of each record, read off the TFRecord framing: length (8 bytes),
-    its CRC (4), data, data CRC (4)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    offsets, offset = [], 0
-    while offset < len(data):
-        (length,) = struct.unpack("<Q", data[offset : offset + 8])
-        offsets.append((offset, length))
-        offset += 12 + length + 4
-    return offsets
-
-
-def _sample_copy(directory) -> str:
-    os.makedirs(directory)
-    for split in records.SPLITS:
-        for path in records.split_files(configs.SAMPLE_DATA_ROOT, split):
-            shutil.copy(path, directory)
-    return str(directory)
-
-
-def _user_namespaces_work() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    probe = ["unshare", "--user", "--map-root-user", "--mount", "true"]
-    return subprocess.run(probe, capture_output=True).returncode == 0
-
-
 # --- the dirty sample --------------------------------------------------------------------------
 
 
 def _bad_records() -> dict[str, list[bytes]]:
     """One record per kind of bad input, built from a real photograph of the sample."""
-    first = next(
-        iter(tf.data.TFRecordDataset(records.split_files(configs.SAMPLE_DATA_ROOT, "train")))
-    )
+    first = next(iter(tf.data.TFRecordDataset(records.split_files(bundled.SAMPLE_DIR, "train"))))
     good = tf.train.Example.FromString(first.numpy())
     photo = good.features.feature[records.ENCODED].bytes_list.value[0]
     index = good.features.feature[records.LABEL].int64_list.value[0] - 1
@@ -230,7 +201,7 @@ def _bad_records() -> dict[str, list[bytes]]:
 
 
 def _dirty_sample(directory) -> str:
-    data_root = _sample_copy(directory)
+    data_root = sample_copy(directory)
     for split, serialized in _bad_records().items():
         with tf.io.TFRecordWriter(os.path.join(data_root, f"{split}-bad-records")) as writer:
             for record in serialized:
@@ -262,7 +233,7 @@ def killed_in_transform(chain) -> tuple[int, CliResult]:
         _wait_for(
             process,
             log,
-            _started(log, chain.root, "Transform", "transform_graph", set()),
+            _started(log, chain.root, configs.TRANSFORM, "transform_graph", set()),
             "Transform started",
         )
         os.killpg(process.pid, signal.SIGSTOP)  # frozen mid-Transform, holding its lock
@@ -300,10 +271,10 @@ def killed_in_evaluator(chain, resumed) -> dict[str, str]:
     in the Evaluator. Returns the serving directory's files beforehand."""
     serving_before = file_digests(chain.serving_dir)
     log = os.path.join(chain.log_dir, "4_killed_in_evaluator.log")
-    before = set(glob.glob(os.path.join(chain.root, "Evaluator", "evaluation", "*")))
+    before = set(glob.glob(os.path.join(chain.root, configs.EVALUATOR, "evaluation", "*")))
     process = _start(chain.args(train_steps=1), log, env=SECRETS)
     try:
-        ready = _started(log, chain.root, "Evaluator", "evaluation", before)
+        ready = _started(log, chain.root, configs.EVALUATOR, "evaluation", before)
         _wait_for(process, log, ready, "Evaluator started")
     finally:
         _kill(process)
@@ -330,26 +301,31 @@ def test_a_run_killed_in_transform_is_redone_and_its_partial_output_never_used(
     chain, killed_in_trainer
 ):
     first, second = _run_components(chain.root)[:2]
-    killed = first["Transform"]
-    assert killed.state not in ("complete", "cached")  # the kill landed mid-Transform
+    killed = first[configs.TRANSFORM]
+    assert not killed.succeeded  # the kill landed mid-Transform
     assert killed.outputs == {}  # nothing of it was published
     finished_before = {n for n, c in first.items() if c.state == "complete"} - {
         "latest_blessed_model_resolver"
     }
-    assert {"ImportExampleGen", "Quarantine", "StatisticsGen"} <= finished_before
+    assert {configs.EXAMPLE_GEN, configs.QUARANTINE, "StatisticsGen"} <= finished_before
     assert all(second[n].state == "cached" for n in finished_before)  # reused, not re-run
-    redone = second["Transform"]
+    redone = second[configs.TRANSFORM]
     assert redone.state == "complete" and redone.execution_id != killed.execution_id
-    assert second["Trainer"].inputs["transform_graph"][0].uri == redone.uri("transform_graph")
+    assert second[configs.TRAINER].inputs["transform_graph"][0].uri == redone.uri("transform_graph")
     assert not redone.uri("transform_graph").endswith(f"/{killed.execution_id}")
 
 
 def test_a_run_killed_in_training_resumes_from_its_checkpoint(chain, resumed):
     killed, current = _run_components(chain.root)[1:3]
-    assert killed["Trainer"].state not in ("complete", "cached")
-    for node_id in ("ImportExampleGen", "Quarantine", "StatisticsGen", "Transform"):
+    assert not killed[configs.TRAINER].succeeded
+    for node_id in (
+        configs.EXAMPLE_GEN,
+        configs.QUARANTINE,
+        configs.STATISTICS_GEN,
+        configs.TRANSFORM,
+    ):
         assert current[node_id].state == "cached", node_id
-    trainer = current["Trainer"]
+    trainer = current[configs.TRAINER]
     assert trainer.state == "complete"
     model_run = trainer.uri("model_run")
     # TensorBoard logs each epoch at its 0-based index: only the second was trained here.
@@ -362,16 +338,17 @@ def test_a_run_killed_in_training_resumes_from_its_checkpoint(chain, resumed):
     assert validation["evaluation_loss_vs_iterations"] == [TRAIN_STEPS]
     leftovers = glob.glob(os.path.join(chain.root, configs.CHECKPOINT_DIR_NAME, "**", "*.index"))
     assert leftovers == [], "Keras deletes the backup once training completes"
-    assert current["Evaluator"].inputs["model"][0].uri == trainer.uri("model")
+    assert current[configs.EVALUATOR].inputs["model"][0].uri == trainer.uri("model")
     assert "Baseline: none yet, so only the value threshold applies." in resumed.stdout
     assert "Blessed: yes" in resumed.stdout
     (version,) = _versions(chain.serving_dir)
-    assert runs.pushed_destination(current["Pusher"]) == os.path.join(chain.serving_dir, version)
+    pushed = metadata.pushed_destination(current[configs.PUSHER])
+    assert pushed == os.path.join(chain.serving_dir, version)
 
 
 def test_every_bad_record_is_quarantined_and_never_trained_on(chain, resumed):
     assert "Quarantine: 7 record(s) rejected" in resumed.stdout
-    quarantine = _run_components(chain.root)[2]["Quarantine"]
+    quarantine = _run_components(chain.root)[2][configs.QUARANTINE]
     with open(os.path.join(quarantine.uri("report"), "report.json")) as f:
         report = json.load(f)
     assert report["splits"]["train"]["reasons"] == {
@@ -382,7 +359,7 @@ def test_every_bad_record_is_quarantined_and_never_trained_on(chain, resumed):
         image_check.MISSING_IMAGE: 1,
     }
     assert report["splits"]["validation"]["reasons"] == {"class absent from training": 1}
-    examples = _run_components(chain.root)[2]["Trainer"].inputs["examples"][0].uri
+    examples = _run_components(chain.root)[2][configs.TRAINER].inputs["examples"][0].uri
     assert _count(os.path.join(examples, "Split-train", "*.gz"), "GZIP") == SAMPLE_TRAIN
     assert _count(os.path.join(examples, "Split-validation", "*.gz"), "GZIP") == SAMPLE_VALIDATION
 
@@ -391,17 +368,17 @@ def test_a_model_that_fails_the_gate_leaves_the_served_model_intact(
     chain, killed_in_evaluator, rejected
 ):
     killed, current = _run_components(chain.root)[3:5]
-    assert killed["Evaluator"].state not in ("complete", "cached")  # killed mid-Evaluator
-    assert killed["Evaluator"].outputs == {}
-    evaluator = current["Evaluator"]
+    assert not killed[configs.EVALUATOR].succeeded  # killed mid-Evaluator
+    assert killed[configs.EVALUATOR].outputs == {}
+    evaluator = current[configs.EVALUATOR]
     assert evaluator.state == "complete"
-    assert evaluator.execution_id != killed["Evaluator"].execution_id
-    assert current["Trainer"].state == "cached"  # the one-step model of run 4
-    evaluation = runs.load_evaluation(evaluator)
+    assert evaluator.execution_id != killed[configs.EVALUATOR].execution_id
+    assert current[configs.TRAINER].state == "cached"  # the one-step model of run 4
+    evaluation = load_evaluation(evaluator)
     assert evaluation.has_baseline and not evaluation.blessed and evaluation.failures
     assert "Baseline (last blessed model)" in rejected.stdout
     assert "Blessed: NO, nothing pushed." in rejected.stdout
-    assert runs.pushed_destination(current["Pusher"]) is None
+    assert metadata.pushed_destination(current[configs.PUSHER]) is None
     assert (
         file_digests(chain.serving_dir) == killed_in_evaluator
     )  # every byte of the old model kept
@@ -413,7 +390,7 @@ def test_a_model_that_fails_the_gate_leaves_the_served_model_intact(
 
 
 def test_the_metadata_store_survives_every_kill(chain, rejected):
-    with sqlite3.connect(runs.metadata_path(chain.root)) as connection:
+    with sqlite3.connect(metadata.metadata_path(chain.root)) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert len(_run_components(chain.root)) == 5
 
@@ -441,198 +418,3 @@ def test_files_written_are_not_world_writable(chain, resumed):
     assert any(p.endswith("saved_model.pb") for p in paths)
     loose = [p for p in paths if os.lstat(p).st_mode & stat.S_IWOTH]
     assert loose == []
-
-
-def test_the_compiled_kubeflow_spec_holds_no_credentials(tmp_path):
-    key = tmp_path / "service-account.json"
-    key.write_text(json.dumps({"private_key": "sentinel-private-key-2c26b46b68ffc68f"}))
-    output = tmp_path / "pipeline.json"
-    result = run_cli(
-        "compile-kubeflow",
-        "--image",
-        "registry.example/alexnet-tfx:test",
-        "--pipeline-root",
-        "gs://bucket/root",
-        "--data-root",
-        "gs://bucket/data",
-        "--output",
-        str(output),
-        env={**SECRETS, "GOOGLE_APPLICATION_CREDENTIALS": str(key)},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    spec = output.read_text()
-    for text in [*SECRETS.values(), "sentinel-private-key", str(key)]:
-        assert text not in spec and text not in result.stdout + result.stderr
-
-
-_UNSAFE_CALLS = {
-    ("pickle", "load"),
-    ("pickle", "loads"),
-    ("pickle", "Unpickler"),
-    ("dill", "load"),
-    ("dill", "loads"),
-    ("cloudpickle", "load"),
-    ("cloudpickle", "loads"),
-    ("marshal", "load"),
-    ("marshal", "loads"),
-    ("shelve", "open"),
-    ("yaml", "unsafe_load"),
-    ("joblib", "load"),
-    ("os", "system"),
-    ("os", "popen"),
-}
-
-
-def _unsafe_calls(tree: ast.AST) -> list[str]:
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        function = node.func
-        if isinstance(function, ast.Name) and function.id in ("eval", "exec", "__import__"):
-            found.append(function.id)
-        if isinstance(function, ast.Attribute) and isinstance(function.value, ast.Name):
-            if (function.value.id, function.attr) in _UNSAFE_CALLS:
-                found.append(f"{function.value.id}.{function.attr}")
-            if (function.value.id, function.attr) == ("yaml", "load"):
-                found.append("yaml.load")
-        for keyword in node.keywords:
-            risky = keyword.arg in ("allow_pickle", "shell")
-            if risky and isinstance(keyword.value, ast.Constant) and keyword.value.value:
-                found.append(f"{keyword.arg}=True")
-    return found
-
-
-def test_no_code_unpickles_or_executes_what_it_reads():
-    sources = [
-        path
-        for path in glob.glob(os.path.join(REPO, "**", "*.py"), recursive=True)
-        if not os.path.relpath(path, REPO).startswith((".venv", "build", "dist"))
-    ]
-    assert any(p.endswith(os.path.join("pipeline", "local_runner.py")) for p in sources)
-    offences = {}
-    for path in sources:
-        with open(path) as f:
-            calls = _unsafe_calls(ast.parse(f.read(), path))
-        if calls:
-            offences[os.path.relpath(path, REPO)] = calls
-    assert offences == {}
-    assert _unsafe_calls(ast.parse("pickle.loads(x); np.load(f, allow_pickle=True)")) == [
-        "pickle.loads",
-        "allow_pickle=True",
-    ]
-
-
-# --- checks before anything runs -----------------------------------------------------------
-
-
-def _refused(result: CliResult, *fragments: str) -> None:
-    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr[-3000:]
-
-
-def test_a_corrupt_record_is_named_by_file_and_index(tmp_path):
-    data_root = _sample_copy(tmp_path / "data")
-    path = records.split_files(data_root, "train")[0]
-    offset, length = _record_offsets(path)[5]
-    with open(path, "r+b") as f:  # flip one byte inside record 5's data: its CRC fails
-        f.seek(offset + 12 + length // 2)
-        byte = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    root = tmp_path / "root"
-    result = run_cli("run", "--data-root", data_root, "--pipeline-root", str(root))
-    _refused(result, f"{path}: record 5 (0-based) is unreadable", "corrupted record")
-    assert not os.path.exists(runs.metadata_path(str(root)))  # nothing ran
-
-
-def test_a_truncated_shard_is_named_by_file_and_index(tmp_path):
-    data_root = _sample_copy(tmp_path / "data")
-    path = records.split_files(data_root, "validation")[0]
-    offset, length = _record_offsets(path)[9]
-    with open(path, "r+b") as f:  # an interrupted copy: the file ends inside record 9
-        f.truncate(offset + 12 + length // 2)
-    result = run_cli("run", "--data-root", data_root, "--pipeline-root", str(tmp_path / "root"))
-    _refused(result, f"{path}: record 9 (0-based) is unreadable", "truncated record")
-
-
-def test_a_file_that_is_no_tfrecord_is_named(tmp_path):
-    data_root = _sample_copy(tmp_path / "data")
-    path = os.path.join(data_root, "train-00002-of-00002")
-    Image.new("RGB", (8, 8)).save(path, "JPEG")  # a stray image matching the pattern
-    result = run_cli("run", "--data-root", data_root, "--pipeline-root", str(tmp_path / "root"))
-    _refused(result, f"{path}: record 0 (0-based) is unreadable")
-
-
-@pytest.mark.parametrize("present", [(), ("train",)])
-def test_a_pattern_matching_no_file_is_named(tmp_path, present):
-    data_root = tmp_path / "data"
-    os.makedirs(data_root)
-    for split in present:
-        for path in records.split_files(configs.SAMPLE_DATA_ROOT, split):
-            shutil.copy(path, data_root)
-    missing = next(s for s in records.SPLITS if s not in present)
-    result = run_cli("run", "--data-root", str(data_root), "--pipeline-root", str(tmp_path / "r"))
-    _refused(
-        result, f"no {missing} shards match {records.split_pattern(str(data_root), missing)!r}"
-    )
-
-
-@pytest.mark.parametrize(
-    "flag, value, message",
-    [
-        ("--train-steps", "-5", "argument --train-steps: must be >= 0, got -5"),
-        ("--eval-steps", "0", "argument --eval-steps: must be a positive integer, got 0"),
-        ("--batch-size", "many", "argument --batch-size: invalid _positive_int value: 'many'"),
-        ("--model", "vgg16", "argument --model: invalid choice: 'vgg16'"),
-        ("--record-format", "csv", "argument --record-format: invalid choice: 'csv'"),
-    ],
-)
-def test_bad_flag_values_are_refused(tmp_path, flag, value, message):
-    result = run_cli("run", "--pipeline-root", str(tmp_path / "root"), flag, value)
-    _refused(result, message)
-    assert not (tmp_path / "root").exists()
-
-
-def test_a_pipeline_root_that_cannot_be_created_is_refused(tmp_path):
-    (tmp_path / "a_file").write_text("")
-    root = tmp_path / "a_file" / "root"
-    result = run_cli("run", "--pipeline-root", str(root))
-    _refused(result, f"--pipeline-root {root}: cannot create it (Not a directory)")
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_a_read_only_pipeline_root_is_refused(tmp_path):
-    root = tmp_path / "root"
-    os.makedirs(root)
-    os.chmod(root, 0o555)
-    try:
-        result = run_cli("run", "--pipeline-root", str(root))
-    finally:
-        os.chmod(root, 0o755)
-    _refused(result, f"--pipeline-root {root}: not writable")
-
-
-@pytest.mark.skipif(
-    not _user_namespaces_work(),
-    reason="needs unprivileged user and mount namespaces to mount a small tmpfs",
-)
-def test_a_pipeline_root_on_a_full_disk_is_refused(tmp_path):
-    root = tmp_path / "root"
-    os.makedirs(root)
-    mount_then_run = 'mount -t tmpfs -o size=1m tmpfs "$0" && exec "$@"'
-    result = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount_then_run]
-        + [str(root), sys.executable, "-m", "pipeline.cli", "run", "--pipeline-root", str(root)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    _refused(
-        CliResult(result.returncode, result.stdout, result.stderr),
-        f"--pipeline-root {root}: its filesystem is (nearly) full",
-    )

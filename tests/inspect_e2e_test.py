@@ -8,15 +8,14 @@ the shared pipeline root has gained by the time they run.
 from __future__ import annotations
 
 import os
-import re
 
 import nbformat
 import pytest
 import tensorflow_model_analysis as tfma
 from nbclient import NotebookClient
 
-from pipeline import runs
-from pipeline.report_test import ReportPage, png_pixels
+from pipeline import configs
+from pipeline.html_report_test import ReportPage, png_pixels
 from tests.conftest import REPO, PipelineRun, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -24,14 +23,8 @@ pytestmark = pytest.mark.e2e
 NOTEBOOK = os.path.join(REPO, "notebooks", "inspect_evaluation.ipynb")
 
 
-def _run_id(run: PipelineRun) -> str:
-    """The run id the run's own summary printed."""
-    return re.search(r"^Run (\S+) \(", run.result.stdout, re.MULTILINE).group(1)
-
-
 def _evaluation_uri(run: PipelineRun) -> str:
-    store = runs.open_store(run.root)
-    return runs.component_runs(store, _run_id(run))["Evaluator"].uri("evaluation")
+    return run.components()[configs.EVALUATOR].uri("evaluation")
 
 
 def _artifact_metrics(uri: str) -> dict[tuple[str, str, bool], dict[str, float]]:
@@ -50,7 +43,7 @@ def _artifact_metrics(uri: str) -> dict[tuple[str, str, bool], dict[str, float]]
 def _report(run: PipelineRun, tmp_path) -> tuple[str, ReportPage]:
     output = tmp_path / "report.html"
     result = run_cli(
-        "report", "--pipeline-root", run.root, "--run-id", _run_id(run), "--output", str(output)
+        "report", "--pipeline-root", run.root, "--run-id", run.run_id, "--output", str(output)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Wrote {output}" in result.stdout
@@ -75,7 +68,8 @@ def _candidate(stored: dict, synset: str = "") -> dict[str, float]:
     )
 
 
-def test_the_report_of_a_run_shows_the_numbers_of_its_evaluation(first_run, tmp_path):
+def test_the_report_of_a_run_shows_the_numbers_of_its_evaluation(sample_runs, tmp_path):
+    first_run = sample_runs.first
     text, page = _report(first_run, tmp_path)
     uri = _evaluation_uri(first_run)
     stored = _artifact_metrics(uri)
@@ -104,7 +98,13 @@ def test_the_report_of_a_run_shows_the_numbers_of_its_evaluation(first_run, tmp_
 
     # per class, confusion matrix, training curves, metric history
     _assert_plots_are_drawn(page, 4)
-    for node_id in ("ImportExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+    for node_id in (
+        configs.EXAMPLE_GEN,
+        configs.TRANSFORM,
+        configs.TRAINER,
+        configs.EVALUATOR,
+        configs.PUSHER,
+    ):
         assert node_id in page.text["components"]
     assert uri in page.text["components"]
 
@@ -116,8 +116,8 @@ def test_the_report_of_a_run_shows_the_numbers_of_its_evaluation(first_run, tmp_
         assert "NOT blessed, nothing pushed" in page.text["verdict"]
 
 
-def test_the_report_of_an_unblessed_run_says_so_and_why(zero_step_run, tmp_path):
-    run, _ = zero_step_run
+def test_the_report_of_an_unblessed_run_says_so_and_why(sample_runs, tmp_path):
+    run = sample_runs.zero_step
     text, page = _report(run, tmp_path)
     validation = tfma.load_validation_result(_evaluation_uri(run))
     assert not validation.validation_ok
@@ -143,7 +143,8 @@ def test_the_report_of_an_unblessed_run_says_so_and_why(zero_step_run, tmp_path)
     _assert_plots_are_drawn(page, 3)  # per class, confusion matrix, metric history
 
 
-def test_the_report_compares_with_the_baseline_model(first_run, second_run, tmp_path):
+def test_the_report_compares_with_the_baseline_model(sample_runs, tmp_path):
+    first_run, second_run = sample_runs.first, sample_runs.second
     _, page = _report(second_run, tmp_path)
     stored = _artifact_metrics(_evaluation_uri(second_run))
     baseline = next(v for (model, s, diff), v in stored.items() if model == "baseline" and not s)
@@ -156,13 +157,14 @@ def test_the_report_compares_with_the_baseline_model(first_run, second_run, tmp_
     assert "accuracy - baseline >= -1" in page.text["thresholds"]  # --max-top1-drop 1.0
     # The history holds both runs; the first run's model is the baseline, on the same images.
     history = page.numbers("history", "run", "metric", "accuracy")
-    assert history[_run_id(second_run)][0] == _candidate(stored)["accuracy"]
-    assert history[_run_id(first_run)][0] == pytest.approx(baseline["accuracy"])
+    assert history[second_run.run_id][0] == _candidate(stored)["accuracy"]
+    assert history[first_run.run_id][0] == pytest.approx(baseline["accuracy"])
 
 
-def test_the_notebook_runs_headless_against_a_run(first_run, monkeypatch):
+def test_the_notebook_runs_headless_against_a_run(sample_runs, monkeypatch):
+    first_run = sample_runs.first
     monkeypatch.setenv("ALEXNET_TFX_PIPELINE_ROOT", first_run.root)
-    monkeypatch.setenv("ALEXNET_TFX_RUN_ID", _run_id(first_run))
+    monkeypatch.setenv("ALEXNET_TFX_RUN_ID", first_run.run_id)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(
         notebook,

@@ -1,6 +1,6 @@
 """The report's matrix bookkeeping, figures and HTML on small hand-made evaluations.
 
-The end-to-end test (tests/test_inspect_e2e.py) checks the same report against real runs; here
+The end-to-end test (tests/inspect_e2e_test.py) checks the same report against real runs; here
 the inputs are small enough to write every expected number by hand.
 """
 
@@ -15,12 +15,14 @@ from matplotlib import image as mpimg
 from ml_metadata.proto import metadata_store_pb2
 
 from data import imagenet_classes
-from pipeline import report, runs
+from pipeline import figures, html_report, run_report
+from pipeline.evaluation import Evaluation, ThresholdCheck
+from pipeline.metadata import ComponentRun
 
 TABBY, CLOCK, ESPRESSO, TENCH = "n02123045", "n04548280", "n07920052", "n01440764"
 
 
-def _evaluation(per_class_top1: dict[str, float], **fields) -> runs.Evaluation:
+def make_evaluation(per_class_top1: dict[str, float], **fields) -> Evaluation:
     per_class = {
         s: {"accuracy": a, "top5_accuracy": min(1.0, a + 0.3), "loss": 1.5, "example_count": 10.0}
         for s, a in per_class_top1.items()
@@ -36,18 +38,18 @@ def _evaluation(per_class_top1: dict[str, float], **fields) -> runs.Evaluation:
         failures=[],
     )
     values.update(fields)
-    return runs.Evaluation(**values)
+    return Evaluation(**values)
 
 
 def png_pixels(data_uri: str) -> np.ndarray:
-    """The pixels of an embedded PNG (tests/test_inspect_e2e.py uses it too)."""
+    """The pixels of an embedded PNG (tests/inspect_e2e_test.py uses it too)."""
     prefix = "data:image/png;base64,"
     assert data_uri.startswith(prefix)
     return mpimg.imread(io.BytesIO(base64.b64decode(data_uri[len(prefix) :])), format="png")
 
 
 def _assert_drawn(fig) -> None:
-    pixels = png_pixels(report.png_data_uri(fig))
+    pixels = png_pixels(html_report.png_data_uri(fig))
     assert pixels.shape[0] > 200 and pixels.shape[1] > 300
     assert pixels[..., :3].std() > 0.05  # not a blank canvas
 
@@ -57,8 +59,8 @@ def test_confusion_rows_follow_the_model_outputs_back_to_synsets():
     # the model knows but the validation split does not hold.
     classes = [ESPRESSO, TABBY, CLOCK, TENCH]
     confusion = {(0, 0): 3, (0, 1): 1, (1, 1): 4, (1, 3): 1, (2, 0): 2, (2, 2): 2}
-    evaluation = _evaluation({TABBY: 0.8, CLOCK: 0.5, ESPRESSO: 0.75}, confusion=confusion)
-    present, matrix = report.confusion_rows(evaluation, classes)
+    evaluation = make_evaluation({TABBY: 0.8, CLOCK: 0.5, ESPRESSO: 0.75}, confusion=confusion)
+    present, matrix = run_report.confusion_rows(evaluation, classes)
     assert present == [TABBY, CLOCK, ESPRESSO]
     #                 TABBY CLOCK ESPRESSO other
     assert matrix == [[4, 0, 0, 1], [0, 2, 2, 0], [1, 0, 3, 0]]
@@ -69,9 +71,9 @@ def test_confusion_rows_keep_the_classes_with_the_most_mistakes():
     # Class i is taken for class i + 1 exactly i times.
     confusion = {(i, i): 10.0 for i in range(50)}
     confusion.update({(i, (i + 1) % 50): float(i) for i in range(1, 50)})
-    evaluation = _evaluation(dict.fromkeys(synsets, 0.5), confusion=confusion)
-    present, matrix = report.confusion_rows(evaluation, synsets)
-    assert report.MAX_CLASSES_SHOWN == 40
+    evaluation = make_evaluation(dict.fromkeys(synsets, 0.5), confusion=confusion)
+    present, matrix = run_report.confusion_rows(evaluation, synsets)
+    assert run_report.MAX_CLASSES_SHOWN == 40
     assert present == synsets[10:]
     # Row of class 10: 10 right, 10 taken for class 11 (shown), nothing else.
     assert matrix[0][:2] == [10.0, 10.0] and sum(matrix[0]) == 20.0
@@ -80,12 +82,12 @@ def test_confusion_rows_keep_the_classes_with_the_most_mistakes():
 
 
 def test_every_figure_is_a_drawn_png():
-    evaluation = _evaluation(
+    evaluation = make_evaluation(
         {TABBY: 0.8, CLOCK: 0.5, ESPRESSO: 0.75},
         confusion={(0, 0): 3, (1, 1): 4, (1, 0): 1, (2, 2): 2},
     )
-    _assert_drawn(report.per_class_figure(evaluation))
-    _assert_drawn(report.confusion_figure(evaluation, [ESPRESSO, TABBY, CLOCK]))
+    _assert_drawn(figures.per_class_figure(evaluation))
+    _assert_drawn(figures.confusion_figure(evaluation, [ESPRESSO, TABBY, CLOCK]))
     training = {  # validation logged fewer epochs than training, as when its data ran out
         "epoch": [1, 2, 3],
         "loss": [4.0, 3.0, 2.5],
@@ -95,29 +97,29 @@ def test_every_figure_is_a_drawn_png():
         "val_accuracy": [0.25],
         "val_top5_accuracy": [0.65],
     }
-    _assert_drawn(report.training_figure(training))
+    _assert_drawn(figures.training_figure(training))
     history = [("2026-01-01T10:00:00.1", evaluation), ("2026-01-02T10:00:00.2", evaluation)]
-    _assert_drawn(report.history_figure(history, current="2026-01-02T10:00:00.2"))
+    _assert_drawn(figures.history_figure(history, current="2026-01-02T10:00:00.2"))
 
 
 def test_the_per_class_plot_shows_the_worst_and_best_when_there_are_too_many_classes():
     synsets = imagenet_classes.synsets()[:100]
-    evaluation = _evaluation({s: i / 100 for i, s in enumerate(synsets)})
-    (ax,) = report.per_class_figure(evaluation).axes
+    evaluation = make_evaluation({s: i / 100 for i, s in enumerate(synsets)})
+    (ax,) = figures.per_class_figure(evaluation).axes
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert len(labels) == 40
-    assert labels[0] == report.class_label(synsets[0])  # the worst at the bottom
-    assert labels[-1] == report.class_label(synsets[-1])  # the best on top
-    assert report.class_label(synsets[50]) not in labels
+    assert labels[0] == imagenet_classes.describe(synsets[0])  # the worst at the bottom
+    assert labels[-1] == imagenet_classes.describe(synsets[-1])  # the best on top
+    assert imagenet_classes.describe(synsets[50]) not in labels
 
 
 def test_a_model_trained_zero_steps_has_no_training_curves():
-    assert report.training_figure({"epoch": []}) is None
+    assert figures.training_figure({"epoch": []}) is None
 
 
 class ReportPage(html.parser.HTMLParser):
     """A report's text under each element with an id (and the verdict), its images and number
-    cells. tests/test_inspect_e2e.py reads real reports with it too."""
+    cells. tests/inspect_e2e_test.py reads real reports with it too."""
 
     _VOID = ("br", "img", "meta")
 
@@ -172,7 +174,7 @@ class ReportPage(html.parser.HTMLParser):
         }
 
 
-def _run_report(evaluation, components, **fields) -> report.RunReport:
+def make_run_report(evaluation, components, **fields) -> run_report.RunReport:
     values = dict(
         pipeline_root="/runs/<root>",
         run_id="2026-01-02T10:00:00.2",
@@ -185,11 +187,11 @@ def _run_report(evaluation, components, **fields) -> report.RunReport:
         history=[("2026-01-02T10:00:00.2", evaluation)] if evaluation else [],
     )
     values.update(fields)
-    return report.RunReport(**values)
+    return run_report.RunReport(**values)
 
 
-def _component(node_id: str, state: str, **outputs: str) -> runs.ComponentRun:
-    return runs.ComponentRun(
+def make_component(node_id: str, state: str, **outputs: str) -> ComponentRun:
+    return ComponentRun(
         node_id=node_id,
         state=state,
         seconds=1.5,
@@ -202,17 +204,17 @@ def _component(node_id: str, state: str, **outputs: str) -> runs.ComponentRun:
 def test_the_report_says_why_a_model_was_not_blessed_with_exact_numbers():
     failure = "accuracy 0.400 is below the value threshold 0.5"
     per_class = {TABBY: 0.8, CLOCK: 0.1, ESPRESSO: 0.3}
-    evaluation = _evaluation(
+    evaluation = make_evaluation(
         per_class,
         confusion={(0, 0): 3, (1, 1): 8, (2, 2): 1},
         failures=[failure],
-        checks=[runs.ThresholdCheck("accuracy", "accuracy >= 0.5", 0.4, passed=False)],
+        checks=[ThresholdCheck("accuracy", "accuracy >= 0.5", 0.4, passed=False)],
     )
     components = {
-        "Evaluator": _component("Evaluator", "complete", evaluation=evaluation.uri),
-        "Pusher": _component("Pusher", "complete", pushed_model="/runs/Pusher/pushed_model/10"),
+        "Evaluator": make_component("Evaluator", "complete", evaluation=evaluation.uri),
+        "Pusher": make_component("Pusher", "complete", pushed_model="/runs/Pusher/pushed_model/10"),
     }
-    text = report.render(_run_report(evaluation, components))
+    text = html_report.render(make_run_report(evaluation, components))
     page = ReportPage(text)
     assert "NOT blessed, nothing pushed" in page.text["verdict"]
     assert failure in page.text["verdict"]
@@ -239,10 +241,10 @@ def test_the_report_says_why_a_model_was_not_blessed_with_exact_numbers():
 
 def test_the_report_of_a_run_that_stopped_before_the_evaluator():
     components = {
-        "Transform": _component("Transform", "cached"),
-        "Trainer": _component("Trainer", "failed"),
+        "Transform": make_component("Transform", "cached"),
+        "Trainer": make_component("Trainer", "failed"),
     }
-    text = report.render(_run_report(None, components, run_ids=["2026-01-02T10:00:00.2"]))
+    text = html_report.render(make_run_report(None, components, run_ids=["2026-01-02T10:00:00.2"]))
     page = ReportPage(text)
     assert "No evaluation" in page.text["verdict"] and "Trainer failed" in page.text["verdict"]
     assert "No run of this pipeline root has been evaluated yet." in text
@@ -250,11 +252,11 @@ def test_the_report_of_a_run_that_stopped_before_the_evaluator():
 
 
 def test_a_blessed_report_names_where_the_model_went():
-    evaluation = _evaluation({TABBY: 0.9}, blessed=True)
-    components = {"Evaluator": _component("Evaluator", "complete", evaluation=evaluation.uri)}
-    run = _run_report(
+    evaluation = make_evaluation({TABBY: 0.9}, blessed=True)
+    components = {"Evaluator": make_component("Evaluator", "complete", evaluation=evaluation.uri)}
+    run = make_run_report(
         evaluation, components, pushed_to="/serving/1700000000", classes=[TABBY], training={}
     )
-    page = ReportPage(report.render(run))
+    page = ReportPage(html_report.render(run))
     assert "Blessed" in page.text["verdict"] and "/serving/1700000000" in page.text["verdict"]
     assert len(page.images) == 2  # per class and history: no confusion matrix, no epochs

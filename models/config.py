@@ -1,0 +1,110 @@
+"""The Transform's and the Trainer's settings: typed, frozen, every default stated once.
+
+The pipeline passes each step its dataclass as ``custom_config`` (plain JSON), and the step
+parses it back here, refusing keys it does not know, so a flag is traceable from the CLI to the
+code that uses it. The defaults are the paper's recipe; named presets (``pipeline.presets``)
+are sets of values on top of them. This module imports no TensorFlow, so the CLI can resolve
+and print a configuration at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+from models import catalog
+
+_Config = TypeVar("_Config")
+
+
+def from_dict(cls: type[_Config], values: dict[str, Any] | None, what: str) -> _Config:
+    """``cls(**values)``, with unknown keys named instead of a TypeError."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values or {}) - known
+    if unknown:
+        raise ValueError(f"unknown {what} keys {sorted(unknown)}; expected some of {sorted(known)}")
+    return cls(**(values or {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformConfig:
+    """How Transform turns a record into the stored image (the paper's geometry, §2)."""
+
+    record_format: str = "build_imagenet"  # a name in data.records.FORMATS
+    resize_size: int = 256  # the shorter side is scaled to this; the central square is kept
+    crop_size: int = 227  # the model's input side
+    store_full_region: bool = False  # store the resize_size² square, not the central crop
+
+    @classmethod
+    def for_model(cls, model: str, **values) -> TransformConfig:
+        """The geometry that ``model`` (a name in ``models.catalog``) takes."""
+        entry = catalog.get(model)
+        return cls(resize_size=entry.resize_size, crop_size=entry.crop_size, **values)
+
+    @property
+    def stored_size(self) -> int:
+        """Side of the square Transform stores: the region random crops are taken from."""
+        return self.resize_size if self.store_full_region else self.crop_size
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """The training recipe (§5): SGD with momentum, the learning-rate schedule, augmentation."""
+
+    model: str = "alexnet"  # a name in models.catalog.MODELS
+    train_steps: int | None = None
+    eval_steps: int | None = None  # validation batches per epoch; None: the whole split
+    batch_size: int = 128
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    dropout_rate: float | None = None  # None: the model's own (AlexNet: the paper's 0.5)
+    initialization: str | None = None  # None: the model's own (AlexNet: the paper's)
+    lighting_std: float = 0.1
+    lrn_implementation: str = "tf_nn"
+    steps_per_epoch: int = 20  # validation (and the learning-rate schedule) runs every epoch
+    lr_patience: int = 2  # epochs without a better validation accuracy before lr /= 10
+    distribution: str = "auto"  # "auto": MirroredStrategy over GPUs if any; "mirrored": always
+    mixed_precision: str | None = None  # None, "mixed_float16" or "mixed_bfloat16"
+    xla: bool = False
+    checkpoint_root: str | None = None  # where BackupAndRestore state survives crashes
+    seed: int = 0
+
+    def __post_init__(self):
+        entry = catalog.get(self.model)
+        for option in catalog.MODEL_OPTIONS:
+            if getattr(self, option) is not None and option not in entry.options:
+                raise ValueError(
+                    f"model {self.model} takes no {option} (it takes "
+                    f"{', '.join(entry.options) or 'no model options'})"
+                )
+
+    def model_options(self) -> dict[str, Any]:
+        """The model options that are set, for the model's builder."""
+        return {
+            option: getattr(self, option)
+            for option in catalog.MODEL_OPTIONS
+            if getattr(self, option) is not None
+        }
+
+
+def trainer_custom_config(transform: TransformConfig, trainer: TrainerConfig) -> dict:
+    """The Trainer's ``custom_config``: its own settings and those its input was made with."""
+    return {"transform": dataclasses.asdict(transform), "trainer": dataclasses.asdict(trainer)}
+
+
+def parse_trainer_custom_config(
+    custom_config: dict | None,
+) -> tuple[TransformConfig, TrainerConfig]:
+    """The two configs that ``trainer_custom_config`` wrote."""
+    values = dict(custom_config or {})
+    transform = from_dict(TransformConfig, values.pop("transform", None), "Transform config")
+    trainer = from_dict(TrainerConfig, values.pop("trainer", None), "Trainer config")
+    if values:
+        raise ValueError(f"unknown Trainer custom_config keys {sorted(values)}")
+    if transform.crop_size != catalog.get(trainer.model).crop_size:
+        raise ValueError(
+            f"Transform stored {transform.crop_size}-pixel crops, but model {trainer.model} "
+            f"takes {catalog.get(trainer.model).crop_size}"
+        )
+    return transform, trainer

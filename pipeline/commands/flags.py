@@ -1,0 +1,102 @@
+"""Flag types and the settings flags that ``run`` and ``compile-kubeflow`` share.
+
+Each settings flag names the step config field it sets (``trainer.batch_size``); flags that are
+not given stay out of the namespace, so ``pipeline.presets.resolve`` can tell a flag from a
+preset value or a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from models import catalog
+from pipeline import presets
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+# (flag, the setting it sets, argparse keywords); the defaults are the step configs' and the
+# preset's, which --help cannot show here without resolving them.
+SETTINGS_FLAGS = (
+    ("--model", "trainer.model", {"choices": sorted(catalog.MODELS)}),
+    ("--train-steps", "trainer.train_steps", {"type": non_negative_int}),
+    ("--eval-steps", "trainer.eval_steps", {"type": positive_int}),
+    ("--batch-size", "trainer.batch_size", {"type": positive_int}),
+    ("--learning-rate", "trainer.learning_rate", {"type": float}),
+    (
+        "--initialization",
+        "trainer.initialization",
+        {
+            "choices": ("paper", "glorot"),
+            "help": "AlexNet's initial weights: the paper's N(0, 0.01) with biases of 1 (needs "
+            "many epochs; use it for ImageNet) or Glorot-uniform with zero biases (learns the "
+            "bundled sample in minutes)",
+        },
+    ),
+    (
+        "--store-full-region",
+        "transform.store_full_region",
+        {
+            "action": "store_true",
+            "help": "store the 256x256 center region; the Trainer then takes random crops of it",
+        },
+    ),
+    (
+        "--mixed-precision",
+        "trainer.mixed_precision",
+        {"choices": ("mixed_float16", "mixed_bfloat16")},
+    ),
+    (
+        "--xla",
+        "trainer.xla",
+        {"action": "store_true", "help": "compile the training step with XLA"},
+    ),
+    (
+        "--min-top1",
+        "gate.min_top1",
+        {
+            "type": float,
+            "help": "value threshold: the lowest top-1 accuracy a model may have to be blessed",
+        },
+    ),
+    (
+        "--max-top1-drop",
+        "gate.max_top1_drop",
+        {
+            "type": float,
+            "help": "change threshold: how much top-1 may fall below the last blessed model",
+        },
+    ),
+)
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """Model, training and gate flags: the same for every orchestrator."""
+    for flag, key, keywords in SETTINGS_FLAGS:
+        keywords = dict(keywords)
+        keywords["help"] = f"{keywords.get('help', '')} [{key}]".lstrip()
+        if "type" in keywords:
+            keywords["metavar"] = flag.lstrip("-").upper().replace("-", "_")
+        parser.add_argument(flag, dest=key, default=argparse.SUPPRESS, **keywords)
+
+
+def resolve_settings(
+    args: argparse.Namespace, given: dict[str, tuple] | None = None
+) -> presets.Resolved:
+    """The settings the flags in ``args`` ask for, on the default preset; ``given`` adds values
+    that are not flags, e.g. ``{"transform.record_format": ("tfds", "the data")}``."""
+    values = vars(args)
+    flags = {key: (values[key], flag) for flag, key, _ in SETTINGS_FLAGS if key in values}
+    return presets.resolve(presets.DEFAULT_PRESET, {**flags, **(given or {})})

@@ -1,0 +1,14 @@
+"""Shared fixtures of the pipeline package's tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.kubeflow_runner_test import FULL, compile_to
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory):
+    """(path, job) of the pipeline compiled with every deployment flag set."""
+    path = tmp_path_factory.mktemp("kfp") / "pipeline.json"
+    return path, compile_to(path, FULL)
