@@ -17,6 +17,7 @@ TARGET_SECONDS = 180
 
 
 def main(args) -> int:
+    from models import metric_names
     from pipeline import configs, metadata
     from pipeline.evaluation import load_evaluation
 
@@ -33,7 +34,7 @@ def main(args) -> int:
     seconds = {node_id: c.seconds for node_id, c in components.items()}
     total = sum(seconds.values())
     evaluation = load_evaluation(components[configs.EVALUATOR])
-    top1, top5 = evaluation.metrics["accuracy"], evaluation.metrics["top5_accuracy"]
+    top1, top5 = evaluation.metrics[metric_names.TOP1], evaluation.metrics[metric_names.TOP5]
     lines = [
         f"alexnet-tfx run: {finished.seconds:.1f} s wall ({finished.seconds / TARGET_SECONDS:.2f}"
         f" of the {TARGET_SECONDS} s target), {finished.cpu_seconds:.1f} CPU-s, "

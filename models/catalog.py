@@ -22,9 +22,13 @@ class ModelEntry:
     crop_size: int  # the model's input side
     options: tuple[str, ...] = ()  # of MODEL_OPTIONS
 
+    @property
+    def module(self) -> str:
+        """The module that defines the builder."""
+        return self.builder.split(":")[0]
+
     def build(self, **kwargs):
-        module_name, function_name = self.builder.split(":")
-        build_fn = getattr(importlib.import_module(module_name), function_name)
+        build_fn = getattr(importlib.import_module(self.module), self.builder.split(":")[1])
         return build_fn(**self.kwargs, **kwargs)
 
 

@@ -88,23 +88,52 @@ class TrainerConfig:
         }
 
 
-def trainer_custom_config(transform: TransformConfig, trainer: TrainerConfig) -> dict:
-    """The Trainer's ``custom_config``: its own settings and those its input was made with."""
-    return {"transform": dataclasses.asdict(transform), "trainer": dataclasses.asdict(trainer)}
+# The fingerprint of the step's code (pipeline.code_fingerprint): part of its custom_config
+# only so that TFX's cache key changes with the code; the step itself does not read it.
+CODE_FINGERPRINT_KEY = "code_fingerprint"
+
+
+def transform_custom_config(transform: TransformConfig, code_fingerprint: str) -> dict:
+    """Transform's ``custom_config``: its settings, and the fingerprint of its code."""
+    return {"transform": dataclasses.asdict(transform), CODE_FINGERPRINT_KEY: code_fingerprint}
+
+
+def parse_transform_custom_config(custom_config: dict | None) -> TransformConfig:
+    values = _without_fingerprint(custom_config, "Transform")
+    return from_dict(TransformConfig, values.pop("transform", None), "Transform config")
+
+
+def trainer_custom_config(
+    transform: TransformConfig, trainer: TrainerConfig, code_fingerprint: str
+) -> dict:
+    """The Trainer's ``custom_config``: its own settings, those its input was made with, and
+    the fingerprint of its code."""
+    return {
+        "transform": dataclasses.asdict(transform),
+        "trainer": dataclasses.asdict(trainer),
+        CODE_FINGERPRINT_KEY: code_fingerprint,
+    }
 
 
 def parse_trainer_custom_config(
     custom_config: dict | None,
 ) -> tuple[TransformConfig, TrainerConfig]:
     """The two configs that ``trainer_custom_config`` wrote."""
-    values = dict(custom_config or {})
+    values = _without_fingerprint(custom_config, "Trainer")
     transform = from_dict(TransformConfig, values.pop("transform", None), "Transform config")
     trainer = from_dict(TrainerConfig, values.pop("trainer", None), "Trainer config")
-    if values:
-        raise ValueError(f"unknown Trainer custom_config keys {sorted(values)}")
     if transform.crop_size != catalog.get(trainer.model).crop_size:
         raise ValueError(
             f"Transform stored {transform.crop_size}-pixel crops, but model {trainer.model} "
             f"takes {catalog.get(trainer.model).crop_size}"
         )
     return transform, trainer
+
+
+def _without_fingerprint(custom_config: dict | None, step: str) -> dict:
+    values = dict(custom_config or {})
+    values.pop(CODE_FINGERPRINT_KEY, None)
+    unknown = set(values) - {"transform", "trainer"}
+    if unknown:
+        raise ValueError(f"unknown {step} custom_config keys {sorted(unknown)}")
+    return values

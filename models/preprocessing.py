@@ -27,7 +27,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from data import imagenet_classes, records
-from models.config import TransformConfig, from_dict
+from models.config import parse_transform_custom_config
 
 # Transformed feature keys: the Trainer, the serving signatures and TFMA read these.
 IMAGE_KEY = "image"  # serialized uint8 tensor [stored_size, stored_size, 3]
@@ -116,9 +116,9 @@ def _synset(class_index: tf.Tensor) -> tf.Tensor:
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """tf.Transform entry point (referenced by import path from the pipeline).
 
-    ``custom_config`` is a ``models.config.TransformConfig`` as a dict.
+    ``custom_config`` is ``models.config.transform_custom_config``'s.
     """
-    config = from_dict(TransformConfig, custom_config, "Transform custom_config")
+    config = parse_transform_custom_config(custom_config)
     record_format = records.get_format(config.record_format)
     resize_size, stored = config.resize_size, config.stored_size
 

@@ -14,6 +14,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from data import imagenet_classes, records
 from models import preprocessing as pp
+from models.config import TransformConfig, transform_custom_config
 
 
 def _encode(array: np.ndarray, fmt: str = "JPEG", mode: str | None = None, **kw) -> bytes:
@@ -77,8 +78,10 @@ def test_preprocess_image_matches_an_independent_pil_reference(height, width):
     assert np.abs(got.astype(np.float32) - reference).mean() < 2.0
 
 
-def _run_transform(instances, custom_config, tmp_path):
-    fmt = records.get_format(custom_config["record_format"])
+def _run_transform(instances, config: dict, tmp_path):
+    """tf.Transform over ``instances`` with ``TransformConfig(**config)``."""
+    fmt = records.get_format(config["record_format"])
+    custom_config = transform_custom_config(TransformConfig(**config), code_fingerprint="test")
     feature_spec = {
         fmt.image_key: tf.io.FixedLenFeature([], tf.string),
         fmt.label_key: tf.io.FixedLenFeature([], tf.int64),

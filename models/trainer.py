@@ -23,7 +23,7 @@ import tensorflow_transform as tft
 import tf_keras
 from absl import logging
 
-from models import catalog, input_pipeline, signatures
+from models import catalog, input_pipeline, metric_names, signatures
 from models import preprocessing as pp
 from models.config import TrainerConfig, TransformConfig, parse_trainer_custom_config
 
@@ -148,8 +148,11 @@ def run_fn(fn_args) -> None:
             optimizer=tf_keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
             loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[
-                tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                tf_keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"),
+                tf_keras.metrics.SparseCategoricalAccuracy(name=metric_names.TOP1),
+                tf_keras.metrics.SparseTopKCategoricalAccuracy(k=5, name=metric_names.TOP5),
+                tf_keras.metrics.SparseCategoricalCrossentropy(
+                    from_logits=True, name=metric_names.CROSS_ENTROPY
+                ),
             ],
             jit_compile=config.xla,
         )
@@ -171,14 +174,18 @@ def run_fn(fn_args) -> None:
             callbacks=[
                 tf_keras.callbacks.BackupAndRestore(_backup_dir(config, fn_args)),
                 tf_keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_accuracy", mode="max", factor=0.1, patience=config.lr_patience
+                    monitor=metric_names.VALIDATION_PREFIX + metric_names.TOP1,
+                    mode="max",
+                    factor=0.1,
+                    patience=config.lr_patience,
                 ),
                 tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
             ],
         )
         history = {key: [float(v) for v in values] for key, values in result.history.items()}
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
-        json.dump({"epoch": list(range(1, len(history.get("loss", [])) + 1)), **history}, f)
+        epochs = len(history.get(metric_names.TRAINING_LOSS, []))
+        json.dump({"epoch": list(range(1, epochs + 1)), **history}, f)
 
     model.save(
         fn_args.serving_model_dir,

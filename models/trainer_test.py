@@ -26,7 +26,12 @@ import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from data import bundled, records
 from models import preprocessing as pp
 from models import trainer
-from models.config import TrainerConfig, TransformConfig, parse_trainer_custom_config
+from models.config import (
+    TrainerConfig,
+    TransformConfig,
+    parse_trainer_custom_config,
+    transform_custom_config,
+)
 
 RAW_SPEC = {
     records.ENCODED: tf.io.FixedLenFeature([], tf.string),
@@ -41,8 +46,8 @@ def _sample_records(split, limit):
 
 def transform_sample(out_dir, model="alexnet", store_full_region=False, n_train=48, n_eval=16):
     """Runs tf.Transform over sample records; returns (transform dir, train glob, eval glob)."""
-    config = dataclasses.asdict(
-        TransformConfig.for_model(model, store_full_region=store_full_region)
+    config = transform_custom_config(
+        TransformConfig.for_model(model, store_full_region=store_full_region), "test"
     )
     schema = schema_utils.schema_from_feature_spec(RAW_SPEC)
     metadata = dataset_metadata.DatasetMetadata(schema)
@@ -117,6 +122,11 @@ def test_run_fn_trains_and_writes_history(exported):
     assert history["epoch"] == [1, 2]
     assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert all(np.isfinite(history["loss"]))
+    # The objective is the cross-entropy plus the weight-decay penalty, logged apart: the
+    # Evaluator's loss is the cross-entropy alone.
+    for total, cross_entropy in zip(history["loss"], history["cross_entropy"], strict=True):
+        assert total > cross_entropy > 0
+    assert len(history["val_cross_entropy"]) == 2
 
 
 def test_export_has_no_optimizer_slots(exported):

@@ -19,6 +19,7 @@ COMMANDS = (
     "pipeline.commands.submit",
     "pipeline.commands.convert_imagenet",
     "pipeline.commands.report",
+    "pipeline.commands.tensorboard",
     "bench.cli",
 )
 

@@ -32,6 +32,7 @@ def test_every_subcommand_declares_its_flags_in_its_own_module():
         "submit",
         "convert-imagenet",
         "report",
+        "tensorboard",
         "bench",
     }
     for name, subparser in subcommands.items():

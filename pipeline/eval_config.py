@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 
-TOP1 = "accuracy"
-TOP5 = "top5_accuracy"
-LOSS = "loss"
+from models.metric_names import CROSS_ENTROPY, TOP1, TOP5
+
 EXAMPLE_COUNT = "example_count"
 METRIC_NAMES = {  # as the summary, the report and the notebook show them
     TOP1: "top-1 accuracy",
     TOP5: "top-5 accuracy",
-    LOSS: "loss (cross-entropy)",
+    CROSS_ENTROPY: "cross-entropy",
     EXAMPLE_COUNT: "validation examples",
 }
 
@@ -79,7 +78,7 @@ def make_eval_config(gate: GateConfig):
                     ),
                     tfma.MetricConfig(
                         class_name="SparseCategoricalCrossentropy",
-                        config=json.dumps({"name": LOSS}),
+                        config=json.dumps({"name": CROSS_ENTROPY}),
                     ),
                     # Which class each validation image was taken for (argmax prediction).
                     tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),

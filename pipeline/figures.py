@@ -12,8 +12,9 @@ import math
 from matplotlib.figure import Figure
 
 from data import imagenet_classes
+from models.metric_names import CROSS_ENTROPY, TOP1, TOP5, TRAINING_LOSS, VALIDATION_PREFIX
 from pipeline import run_report
-from pipeline.eval_config import EXAMPLE_COUNT, TOP1, TOP5
+from pipeline.eval_config import EXAMPLE_COUNT
 from pipeline.evaluation import Evaluation
 
 _BLUE, _LIGHT_BLUE, _ORANGE, _GREEN, _RED = "#1f5fa8", "#a9c8ec", "#d9822b", "#2e8b3e", "#c0392b"
@@ -88,26 +89,29 @@ def training_figure(training: dict[str, list[float]]) -> Figure | None:
         return None
     fig = Figure(figsize=(11, 4), layout="constrained")
     loss_ax, accuracy_ax = fig.subplots(1, 2)
+    val = VALIDATION_PREFIX
     curves = [  # top-5 gets its own marker so a single epoch still tells it from top-1
-        (loss_ax, "loss", "training loss", _BLUE, "-o"),
-        (loss_ax, "val_loss", "validation loss", _ORANGE, "-o"),
-        (accuracy_ax, "accuracy", "training top-1", _BLUE, "-o"),
-        (accuracy_ax, "val_accuracy", "validation top-1", _ORANGE, "-o"),
-        (accuracy_ax, "top5_accuracy", "training top-5", _BLUE, ":s"),
-        (accuracy_ax, "val_top5_accuracy", "validation top-5", _ORANGE, ":s"),
+        (loss_ax, TRAINING_LOSS, "training objective (cross-entropy + weight decay)", _BLUE, "--"),
+        (loss_ax, CROSS_ENTROPY, "training cross-entropy", _BLUE, "-o"),
+        (loss_ax, val + CROSS_ENTROPY, "validation cross-entropy", _ORANGE, "-o"),
+        (accuracy_ax, TOP1, "training top-1", _BLUE, "-o"),
+        (accuracy_ax, val + TOP1, "validation top-1", _ORANGE, "-o"),
+        (accuracy_ax, TOP5, "training top-5", _BLUE, ":s"),
+        (accuracy_ax, val + TOP5, "validation top-5", _ORANGE, ":s"),
     ]
     for ax, key, label, color, style in curves:
         values = training.get(key) or []
         if values:  # validation may have logged fewer epochs than training
             ax.plot(epochs[: len(values)], values, style, color=color, label=label)
-    loss_ax.set_title("Loss per epoch")
+    loss_ax.set_title("Loss per epoch (the Evaluator's is the cross-entropy)")
     accuracy_ax.set_title("Accuracy per epoch")
     accuracy_ax.set_ylim(0, 1)
     for ax in (loss_ax, accuracy_ax):
         ax.set_xlabel("epoch")
         ax.set_xticks(epochs)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     return fig
 
 

@@ -16,8 +16,9 @@ import time
 from matplotlib.figure import Figure
 
 from data import imagenet_classes
+from models.metric_names import CROSS_ENTROPY, TOP1, TOP5
 from pipeline import figures, run_report
-from pipeline.eval_config import EXAMPLE_COUNT, LOSS, METRIC_NAMES, TOP1, TOP5
+from pipeline.eval_config import EXAMPLE_COUNT, METRIC_NAMES
 from pipeline.evaluation import Evaluation
 from pipeline.run_report import RunReport
 
@@ -42,7 +43,7 @@ def _num(value: float | None, kind: str = "", **data: str) -> str:
     """A table cell with the value rounded for reading and exact in ``data-value``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "<td class='num'>-</td>"
-    shown = f"{value:.0f}" if kind == EXAMPLE_COUNT else f"{value:.4f}"
+    shown = run_report.format_metric(kind, value)
     attributes = "".join(f" data-{k}='{_e(v)}'" for k, v in data.items())
     return f"<td class='num'{attributes} data-value='{value!r}'>{shown}</td>"
 
@@ -155,13 +156,15 @@ def _training_section(report: RunReport) -> str:
 def _history_section(report: RunReport) -> str:
     if not report.history:
         return "<p>No run of this pipeline root has been evaluated yet.</p>"
-    rows = ["<tr><th>run</th><th>top-1</th><th>top-5</th><th>loss</th><th>blessed</th></tr>"]
+    rows = [
+        "<tr><th>run</th><th>top-1</th><th>top-5</th><th>cross-entropy</th><th>blessed</th></tr>"
+    ]
     for run_id, evaluation in report.history:
         m = evaluation.metrics
         mark = " (this report)" if run_id == report.run_id else ""
         rows.append(
             f"<tr data-run='{_e(run_id)}'><td>{_e(run_id)}{mark}</td>"
-            + "".join(_num(m.get(k), k, metric=k) for k in (TOP1, TOP5, LOSS))
+            + "".join(_num(m.get(k), k, metric=k) for k in (TOP1, TOP5, CROSS_ENTROPY))
             + f"<td>{'yes' if evaluation.blessed else 'no'}</td></tr>"
         )
     return (
@@ -169,6 +172,24 @@ def _history_section(report: RunReport) -> str:
         + "<table id='history'>"
         + "".join(rows)
         + "</table>"
+    )
+
+
+def _anomalies_section(report: RunReport) -> str:
+    if report.anomalies is None:
+        return "<p>ExampleValidator did not finish in this run.</p>"
+    if not report.anomalies:
+        return "<p id='anomalies'>No anomalies: the data matched the schema.</p>"
+    rows = ["<tr><th>split</th><th>feature</th><th>anomaly</th><th>description</th></tr>"]
+    for anomaly in report.anomalies:
+        rows.append(
+            f"<tr><td>{_e(anomaly.split)}</td><td>{_e(anomaly.feature or '(dataset)')}</td>"
+            f"<td>{_e(anomaly.short_description)}</td><td>{_e(anomaly.description)}</td></tr>"
+        )
+    return (
+        f"<p>{len(report.anomalies)} found by ExampleValidator against the schema; it reports "
+        "them and the run goes on (bad records are Quarantine's to stop).</p>"
+        "<table id='anomalies'>" + "".join(rows) + "</table>"
     )
 
 
@@ -222,6 +243,8 @@ def render(report: RunReport) -> str:
             _training_section(report),
         ]
     parts += [
+        "<h2>Data validation</h2>",
+        _anomalies_section(report),
         "<h2>Metric history across runs</h2>",
         _history_section(report),
         "<h2>Run summary (ML Metadata)</h2>",

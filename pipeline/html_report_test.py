@@ -18,18 +18,29 @@ from data import imagenet_classes
 from pipeline import figures, html_report, run_report
 from pipeline.evaluation import Evaluation, ThresholdCheck
 from pipeline.metadata import ComponentRun
+from pipeline.run_report import Anomaly
 
 TABBY, CLOCK, ESPRESSO, TENCH = "n02123045", "n04548280", "n07920052", "n01440764"
 
 
 def make_evaluation(per_class_top1: dict[str, float], **fields) -> Evaluation:
     per_class = {
-        s: {"accuracy": a, "top5_accuracy": min(1.0, a + 0.3), "loss": 1.5, "example_count": 10.0}
+        s: {
+            "accuracy": a,
+            "top5_accuracy": min(1.0, a + 0.3),
+            "cross_entropy": 1.5,
+            "example_count": 10.0,
+        }
         for s, a in per_class_top1.items()
     }
     values = dict(
         uri="/runs/Evaluator/evaluation/9",
-        metrics={"accuracy": 0.4, "top5_accuracy": 0.7, "loss": 1.75, "example_count": 30.0},
+        metrics={
+            "accuracy": 0.4,
+            "top5_accuracy": 0.7,
+            "cross_entropy": 1.75,
+            "example_count": 30.0,
+        },
         baseline_metrics={},
         changes={},
         per_class=per_class,
@@ -91,6 +102,8 @@ def test_every_figure_is_a_drawn_png():
     training = {  # validation logged fewer epochs than training, as when its data ran out
         "epoch": [1, 2, 3],
         "loss": [4.0, 3.0, 2.5],
+        "cross_entropy": [1.9, 1.6, 1.4],
+        "val_cross_entropy": [2.0],
         "accuracy": [0.2, 0.3, 0.4],
         "top5_accuracy": [0.6, 0.7, 0.8],
         "val_loss": [3.5],
@@ -100,6 +113,17 @@ def test_every_figure_is_a_drawn_png():
     _assert_drawn(figures.training_figure(training))
     history = [("2026-01-01T10:00:00.1", evaluation), ("2026-01-02T10:00:00.2", evaluation)]
     _assert_drawn(figures.history_figure(history, current="2026-01-02T10:00:00.2"))
+
+
+def test_the_loss_curves_say_what_they_hold():
+    training = {"epoch": [1, 2], "loss": [4.0, 3.0], "cross_entropy": [1.9, 1.5]}
+    training["val_cross_entropy"] = [2.0, 1.7]
+    loss_ax, _ = figures.training_figure(training).axes
+    assert [line.get_label() for line in loss_ax.get_lines()] == [
+        "training objective (cross-entropy + weight decay)",
+        "training cross-entropy",
+        "validation cross-entropy",
+    ]
 
 
 def test_the_per_class_plot_shows_the_worst_and_best_when_there_are_too_many_classes():
@@ -184,6 +208,7 @@ def make_run_report(evaluation, components, **fields) -> run_report.RunReport:
         classes=[ESPRESSO, TABBY, CLOCK],
         training={"epoch": [1], "loss": [2.0], "accuracy": [0.3]},
         pushed_to=None,
+        anomalies=[],
         history=[("2026-01-02T10:00:00.2", evaluation)] if evaluation else [],
     )
     values.update(fields)
@@ -222,7 +247,7 @@ def test_the_report_says_why_a_model_was_not_blessed_with_exact_numbers():
     assert "there was no baseline and only the value threshold applied" in text
     overall = page.numbers("metrics", "metric", "model", "candidate")
     assert overall["accuracy"] == (0.4, "0.4000")
-    assert overall["loss"] == (1.75, "1.7500")
+    assert overall["cross_entropy"] == (1.75, "1.7500")
     assert overall["example_count"] == (30.0, "30")
     assert page.numbers("per-class", "synset", "metric", "accuracy") == {
         TABBY: (0.8, "0.8000"),
@@ -234,6 +259,7 @@ def test_the_report_says_why_a_model_was_not_blessed_with_exact_numbers():
     diagonal = {s: page.numbers("confusion", "synset", "predicted", s)[s] for s in per_class}
     assert diagonal == {ESPRESSO: (3.0, "3"), TABBY: (8.0, "8"), CLOCK: (1.0, "1")}
     assert "/runs/Pusher/pushed_model/10" in page.text["components"]
+    assert "the data matched the schema" in page.text["anomalies"]
     assert len(page.images) == 4  # per class, confusion, training, history
     for src in page.images:
         assert png_pixels(src).size > 0
@@ -260,3 +286,14 @@ def test_a_blessed_report_names_where_the_model_went():
     page = ReportPage(html_report.render(run))
     assert "Blessed" in page.text["verdict"] and "/serving/1700000000" in page.text["verdict"]
     assert len(page.images) == 2  # per class and history: no confusion matrix, no epochs
+
+
+def test_the_report_lists_each_anomaly_example_validator_found():
+    anomaly = Anomaly(
+        "validation", "image/class/label", "Out-of-range values", "Unexpectedly large value: 1001."
+    )
+    evaluation = make_evaluation({TABBY: 0.9}, blessed=True)
+    run = make_run_report(evaluation, {}, anomalies=[anomaly], classes=[TABBY], training={})
+    shown = ReportPage(html_report.render(run)).text["anomalies"]
+    for part in ("validation", "image/class/label", "Out-of-range values", "value: 1001."):
+        assert part in shown, shown

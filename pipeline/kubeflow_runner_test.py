@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -244,7 +245,8 @@ def test_runtime_values_are_the_ones_the_cli_set(compiled):
     assert trainer_config["transform"]["record_format"] == "tfds"
     assert json.loads(constant(job, "Trainer", "train_args"))["num_steps"] == 900000
     assert constant(job, "Trainer", "run_fn") == "models.trainer.run_fn"
-    assert json.loads(constant(job, "Transform", "custom_config"))["record_format"] == "tfds"
+    transform_config = json.loads(constant(job, "Transform", "custom_config"))
+    assert transform_config["transform"]["record_format"] == "tfds"
     assert constant(job, "Quarantine", "record_format") == "tfds"
     push = json.loads(constant(job, "Pusher", "push_destination"))
     assert push == {"filesystem": {"base_directory": "gs://alexnet-bucket/serving"}}
@@ -261,19 +263,44 @@ def test_compiling_twice_gives_identical_json(compiled, tmp_path):
     assert again.read_bytes() == path.read_bytes()
 
 
-def test_the_cli_in_another_process_and_directory_writes_the_same_json(compiled, tmp_path):
-    path, _ = compiled
-    out = tmp_path / "cli.json"
+def compile_in_process(package_dir: str, output) -> dict:
+    """``compile-kubeflow FULL`` in a fresh interpreter whose code is ``package_dir``'s."""
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "compile-kubeflow", *FULL, "--output", str(out)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])},
+        [sys.executable, "-m", "pipeline.cli", "compile-kubeflow", *FULL, "--output", str(output)],
+        cwd=output.parent,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([package_dir, os.environ.get("PYTHONPATH", "")]),
+        },
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert out.read_bytes() == path.read_bytes()
+    return json.loads(output.read_text())
+
+
+def test_the_cli_in_another_process_and_directory_writes_the_same_json(compiled, tmp_path):
+    path, _ = compiled
+    compile_in_process(REPO, tmp_path / "cli.json")
+    assert (tmp_path / "cli.json").read_bytes() == path.read_bytes()
+
+
+def test_the_spec_carries_the_fingerprint_of_the_code_each_step_runs(compiled, tmp_path):
+    """A copy of the package with an edited network compiles a Trainer that no cache answers
+    for the original, and the same Transform."""
+    copy = tmp_path / "package"
+    for package in ("data", "models", "components", "pipeline", "bench"):
+        ignore = shutil.ignore_patterns("__pycache__", "sample")
+        shutil.copytree(os.path.join(REPO, package), copy / package, ignore=ignore)
+    with open(copy / "models" / "alexnet.py", "a", encoding="utf-8") as f:
+        f.write("\nEDITED = True  # the network changed\n")
+    edited = compile_in_process(str(copy), tmp_path / "edited.json")
+    _, job = compiled
+    for step, changed in (("Transform", False), ("Trainer", True)):
+        original = json.loads(constant(job, step, "custom_config"))["code_fingerprint"]
+        now = json.loads(constant(edited, step, "custom_config"))["code_fingerprint"]
+        assert (original != now) == changed, step
 
 
 def test_everything_the_spec_runs_is_importable(compiled):

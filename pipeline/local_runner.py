@@ -1,18 +1,17 @@
 """The pipeline on this machine: LocalDagRunner, SQLite ML Metadata, Beam DirectRunner.
 
-Builds the paths, calls ``create_pipeline``, runs it with a progress line per component and
-ends with the run's summary. Inputs and flags are checked before (``data.preflight``,
-``pipeline.presets``), the pipeline root here, before anything runs.
+Calls ``create_pipeline`` with the local paths, runs it under the pipeline root's lock and
+ends with the run's summary. The command checks flags, data and paths before
+(``pipeline.commands.run``), and sets up what the run prints (``pipeline.run_log``).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from data import bundled
 from data.preflight import DataInput
-from pipeline import configs, metadata, pipeline_root, progress, run_report, summary
+from pipeline import configs, metadata, pipeline_root, run_report, summary
 from pipeline.presets import Settings
 
 
@@ -20,16 +19,13 @@ def run(
     data: DataInput,
     settings: Settings,
     *,
-    root: str = configs.PIPELINE_ROOT,
-    serving_dir: str | None = None,
+    root: str,
+    serving_dir: str,
+    log: str,
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = True,
 ) -> int:
     """Runs the whole pipeline; 0 when it ran to the end (blessed or not), 1 when it failed."""
-    root = pipeline_root.writable_dir(root, "--pipeline-root")
-    serving_dir = pipeline_root.writable_dir(
-        serving_dir or os.path.join(root, configs.SERVING_DIR_NAME), "--serving-dir"
-    )
     with pipeline_root.exclusive_run(root):
         from tfx import v1 as tfx
 
@@ -54,11 +50,18 @@ def run(
         )
         print(f"Running {configs.PIPELINE_NAME} on {data.root} ({data.describe()})", flush=True)
         try:
-            with progress.progress_lines():
-                tfx.orchestration.LocalDagRunner().run(pipeline)
+            tfx.orchestration.LocalDagRunner().run(pipeline)
         except Exception as error:  # the summary says how far it got; the error says why
-            print(summary.render(run_report.collect(root, history=False)), flush=True)
+            _print_summary(root, log)
             print(f"alexnet-tfx run: FAILED: {type(error).__name__}: {error}", file=sys.stderr)
             return 1
-        print(summary.render(run_report.collect(root, history=False)), flush=True)
+        _print_summary(root, log)
         return 0
+
+
+def _print_summary(root: str, log: str) -> None:
+    try:
+        print(summary.render(run_report.collect(root, history=False)))
+    except ValueError as error:  # the run failed before ML Metadata recorded it
+        print(error)
+    print(f"Log (every message, TensorFlow's and TFX's too): {log}", flush=True)

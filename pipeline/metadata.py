@@ -159,3 +159,17 @@ def evaluations(store: mlmd.MetadataStore) -> list[tuple[str, ComponentRun]]:
 def trainer_of(store: mlmd.MetadataStore, evaluator: ComponentRun) -> ComponentRun:
     """The Trainer execution that made the model ``evaluator`` judged (found by lineage)."""
     return producer(store, evaluator.inputs["model"][0])
+
+
+def trainer_logs(store: mlmd.MetadataStore, run_id: str | None = None) -> tuple[str, str]:
+    """(run id, the Trainer's TensorBoard log directory) of ``run_id``, by default of the latest
+    run whose Trainer finished; a cached Trainer's are the logs of the run that trained."""
+    ids = run_ids(store)
+    if run_id is not None and run_id not in ids:
+        raise ValueError(f"no run {run_id!r} in the metadata store; its runs: {', '.join(ids)}")
+    for candidate in reversed([run_id] if run_id else ids):
+        trainer = component_runs(store, candidate).get(configs.TRAINER)
+        if trainer is not None and trainer.succeeded and trainer.uri("model_run"):
+            return candidate, trainer.uri("model_run")
+    which = f"run {run_id}" if run_id else "no run"
+    raise ValueError(f"{which} has a Trainer that finished, so there are no training logs")

@@ -43,8 +43,11 @@ class Store:
         state=mlmd_pb2.Execution.COMPLETE,
         inputs: dict[str, int] | None = None,
         outputs: dict[str, str] | None = None,
+        outputs_reused: dict[str, int] | None = None,
     ) -> tuple[int, dict[str, int]]:
-        """An execution of ``node_id`` in ``run``: (its id, {output key: new artifact id})."""
+        """An execution of ``node_id`` in ``run``: (its id, {output key: new artifact id}).
+
+        ``outputs_reused`` links existing artifacts as outputs, as a cached execution does."""
         if node_id not in self.nodes:
             (self.nodes[node_id],) = self.store.put_contexts(
                 [self._context("node", f"{PIPELINE}.{node_id}")]
@@ -55,13 +58,17 @@ class Store:
             event = mlmd_pb2.Event(type=mlmd_pb2.Event.INPUT, artifact_id=artifact_id)
             event.path.steps.add().key = key
             events.append((self.store.get_artifacts_by_id([artifact_id])[0], event))
+        for key, artifact_id in (outputs_reused or {}).items():
+            event = mlmd_pb2.Event(type=mlmd_pb2.Event.OUTPUT, artifact_id=artifact_id)
+            event.path.steps.add().key = key
+            events.append((self.store.get_artifacts_by_id([artifact_id])[0], event))
         for key, uri in (outputs or {}).items():
             event = mlmd_pb2.Event(type=mlmd_pb2.Event.OUTPUT)
             event.path.steps.add().key = key
             events.append((mlmd_pb2.Artifact(type_id=self.artifact_type, uri=uri), event))
         contexts = self.store.get_contexts_by_id([run, self.nodes[node_id]])
         execution_id, artifact_ids, _ = self.store.put_execution(execution, events, contexts)
-        made = artifact_ids[len(inputs or {}) :]
+        made = artifact_ids[len(inputs or {}) + len(outputs_reused or {}) :]
         return execution_id, dict(zip(outputs or {}, made, strict=True))
 
 
@@ -134,3 +141,21 @@ def test_where_a_model_was_pushed_or_that_it_was_not(store):
 def test_a_root_that_never_ran_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="has the pipeline run there"):
         metadata.open_store(str(tmp_path / "empty"))
+
+
+def test_the_trainer_logs_of_a_run_are_those_of_the_trainer_that_trained(store):
+    first, cached, failed = store.run("r1"), store.run("r2"), store.run("r3")
+    _, made = store.execute(first, configs.TRAINER, outputs={"model_run": "/logs/1"})
+    store.execute(
+        cached,
+        configs.TRAINER,
+        state=mlmd_pb2.Execution.CACHED,
+        outputs_reused={"model_run": made["model_run"]},
+    )
+    store.execute(failed, configs.TRAINER, state=mlmd_pb2.Execution.FAILED)
+    assert metadata.trainer_logs(store.store) == ("r2", "/logs/1")  # the latest that finished
+    assert metadata.trainer_logs(store.store, "r1") == ("r1", "/logs/1")
+    with pytest.raises(ValueError, match="run r3 has a Trainer that finished"):
+        metadata.trainer_logs(store.store, "r3")
+    with pytest.raises(ValueError, match="no run 'r9'"):
+        metadata.trainer_logs(store.store, "r9")

@@ -24,8 +24,14 @@ from components.atomic_pusher.component import AtomicPusher
 from components.quarantine import component as quarantine_component
 from components.raw_imagenet_example_gen.component import RawImageNetExampleGen
 from data import records
-from models.config import TrainerConfig, TransformConfig, trainer_custom_config
-from pipeline import configs
+from models import catalog
+from models.config import (
+    TrainerConfig,
+    TransformConfig,
+    trainer_custom_config,
+    transform_custom_config,
+)
+from pipeline import code_fingerprint, configs
 from pipeline.eval_config import GateConfig, make_eval_config
 
 
@@ -91,7 +97,9 @@ def create_pipeline(
         splits_config=transform_pb2.SplitsConfig(
             analyze=[records.TRAIN_SPLIT], transform=list(records.SPLITS)
         ),
-        custom_config=dataclasses.asdict(transform),
+        custom_config=transform_custom_config(
+            transform, code_fingerprint.fingerprint([_module(configs.PREPROCESSING_FN)])
+        ),
         # StatisticsGen already describes the raw data; statistics of one opaque bytes
         # feature per image would cost memory and time and say nothing.
         disable_statistics=True,
@@ -110,7 +118,13 @@ def create_pipeline(
         eval_args=tfx.proto.EvalArgs(
             splits=[records.VALIDATION_SPLIT], num_steps=trainer.eval_steps
         ),
-        custom_config=trainer_custom_config(transform, trainer),
+        custom_config=trainer_custom_config(
+            transform,
+            trainer,
+            code_fingerprint.fingerprint(
+                [_module(configs.RUN_FN), catalog.get(trainer.model).module]
+            ),
+        ),
     ).with_id(configs.TRAINER)
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -159,3 +173,8 @@ def create_pipeline(
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
     )
+
+
+def _module(function_path: str) -> str:
+    """``models.trainer`` of ``models.trainer.run_fn``."""
+    return function_path.rsplit(".", 1)[0]

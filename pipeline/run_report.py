@@ -13,13 +13,23 @@ import json
 import os
 
 from pipeline import configs, metadata
-from pipeline.eval_config import METRIC_NAMES
+from pipeline.eval_config import EXAMPLE_COUNT, METRIC_NAMES
 from pipeline.evaluation import Evaluation, load_evaluation
 from pipeline.metadata import ComponentRun
 
 # Beyond this many classes, bar labels and matrix cells stop being readable: the plots then
 # show the classes that matter most (the best and worst, the most confused).
 MAX_CLASSES_SHOWN = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class Anomaly:
+    """One anomaly ExampleValidator found: the data did not match the schema there."""
+
+    split: str
+    feature: str  # "" for one of the whole dataset
+    short_description: str
+    description: str
 
 
 @dataclasses.dataclass
@@ -35,6 +45,7 @@ class RunReport:
     training: dict[str, list[float]]  # the Trainer's per-epoch log
     pushed_to: str | None
     history: list[tuple[str, Evaluation]]  # (run id, evaluation), oldest first; may be empty
+    anomalies: list[Anomaly] | None = None  # None: ExampleValidator did not finish
 
     @property
     def baseline_uri(self) -> str | None:
@@ -79,7 +90,31 @@ def collect(pipeline_root: str, run_id: str | None = None, history: bool = True)
         training=training,
         pushed_to=metadata.pushed_destination(components.get(configs.PUSHER)),
         history=evaluated,
+        anomalies=load_anomalies(components.get(configs.EXAMPLE_VALIDATOR)),
     )
+
+
+def load_anomalies(validator: ComponentRun | None) -> list[Anomaly] | None:
+    """What ExampleValidator's ``anomalies`` artifact holds, split by split."""
+    if validator is None or not validator.succeeded or not validator.uri("anomalies"):
+        return None
+    import tensorflow as tf
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    found = []
+    for split_dir in sorted(tf.io.gfile.glob(os.path.join(validator.uri("anomalies"), "Split-*"))):
+        split = os.path.basename(split_dir).removeprefix("Split-")
+        for path in tf.io.gfile.glob(os.path.join(split_dir, "*.pb")):
+            with tf.io.gfile.GFile(path, "rb") as f:
+                anomalies = anomalies_pb2.Anomalies.FromString(f.read())
+            infos = sorted(anomalies.anomaly_info.items())
+            if anomalies.HasField("dataset_anomaly_info"):
+                infos.append(("", anomalies.dataset_anomaly_info))
+            found += [
+                Anomaly(split, feature, info.short_description, info.description)
+                for feature, info in infos
+            ]
+    return found
 
 
 def training_history(trainer: ComponentRun) -> dict[str, list[float]]:
@@ -105,6 +140,11 @@ def class_synsets(trainer: ComponentRun) -> list[str]:
     transform_output = tft.TFTransformOutput(trainer.inputs["transform_graph"][0].uri)
     vocabulary = transform_output.vocabulary_by_name(preprocessing.CLASSES_VOCABULARY)
     return [synset.decode() for synset in vocabulary]
+
+
+def format_metric(name: str, value: float) -> str:
+    """A metric as the summary, the report and the notebook show it: counts as integers."""
+    return f"{value:.0f}" if name == EXAMPLE_COUNT else f"{value:.4f}"
 
 
 def ordered_metrics(metrics: dict[str, float]) -> list[str]:

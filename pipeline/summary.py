@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 
 from components.quarantine.executor import REJECTED_COUNT_PROPERTY
+from models.metric_names import CROSS_ENTROPY, TOP1, TOP5
 from pipeline import configs
-from pipeline.eval_config import EXAMPLE_COUNT, LOSS, TOP1, TOP5
+from pipeline.eval_config import EXAMPLE_COUNT
 from pipeline.run_report import RunReport
 
 
@@ -22,6 +23,8 @@ def render(report: RunReport) -> str:
         quarantine_report = quarantine.outputs["report"][0]
         rejected = quarantine_report.custom_properties[REJECTED_COUNT_PROPERTY].int_value
         lines.append(f"Quarantine: {rejected} record(s) rejected (report: {quarantine_report.uri})")
+    if report.anomalies is not None:
+        lines += _anomaly_lines(report)
     evaluation = report.evaluation
     if evaluation is None:
         lines.append("No evaluation: the run stopped before the Evaluator.")
@@ -30,7 +33,7 @@ def render(report: RunReport) -> str:
     lines.append(
         f"Evaluation ({m.get(EXAMPLE_COUNT, 0):.0f} validation examples): "
         f"top-1 {m.get(TOP1, math.nan):.3f}, top-5 {m.get(TOP5, math.nan):.3f}, "
-        f"loss {m.get(LOSS, math.nan):.3f}"
+        f"cross-entropy {m.get(CROSS_ENTROPY, math.nan):.3f}"
     )
     if evaluation.has_baseline:
         b = evaluation.baseline_metrics
@@ -40,5 +43,21 @@ def render(report: RunReport) -> str:
     if evaluation.blessed:
         lines.append(f"Blessed: yes. Pushed to {report.pushed_to}.")
     else:
-        lines.append("Blessed: NO, nothing pushed. " + " ".join(evaluation.failures))
+        lines.append("Blessed: NO, nothing pushed. Failed thresholds:")
+        lines += [f"  {failure}" for failure in evaluation.failures]
     return "\n".join(lines)
+
+
+def _anomaly_lines(report: RunReport) -> list[str]:
+    """ExampleValidator's verdict: it reports, it does not stop the run."""
+    if not report.anomalies:
+        return ["Data validation: no anomalies against the schema."]
+    count = len(report.anomalies)
+    lines = [
+        f"Data validation: {count} {'anomaly' if count == 1 else 'anomalies'} against the "
+        "schema (ExampleValidator reports them; the run went on):"
+    ]
+    for anomaly in report.anomalies:
+        where = f"{anomaly.split} {anomaly.feature or '(dataset)'}"
+        lines.append(f"  {where}: {anomaly.short_description}. {anomaly.description}")
+    return lines

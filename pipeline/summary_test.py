@@ -10,6 +10,7 @@ from pipeline.html_report_test import (
     make_evaluation,
     make_run_report,
 )
+from pipeline.run_report import Anomaly
 
 
 def test_a_blessed_run_names_its_components_metrics_and_destination():
@@ -26,7 +27,8 @@ def test_a_blessed_run_names_its_components_metrics_and_destination():
         "  Quarantine                       cached        1.5 s",
         "  Evaluator                        complete      1.5 s",
         "Quarantine: 7 record(s) rejected (report: /runs/Quarantine/report/3)",
-        "Evaluation (30 validation examples): top-1 0.400, top-5 0.700, loss 1.750",
+        "Data validation: no anomalies against the schema.",
+        "Evaluation (30 validation examples): top-1 0.400, top-5 0.700, cross-entropy 1.750",
         "Baseline: none yet, so only the value threshold applies.",
         "Blessed: yes. Pushed to /serving/17.",
     ]
@@ -45,12 +47,31 @@ def test_a_model_that_failed_the_gate_says_which_threshold_with_its_value():
     )
     text = summary.render(make_run_report(evaluation, {}))
     assert "Baseline (last blessed model): top-1 0.900" in text
-    assert "Blessed: NO, nothing pushed. " + " ".join(failures) in text
+    assert text.splitlines()[-3:] == [
+        "Blessed: NO, nothing pushed. Failed thresholds:",
+        "  accuracy 0.400 is below the value threshold 0.5",
+        "  accuracy changed by -0.500 against the baseline; the change threshold is +0",
+    ]
+
+
+def test_data_validation_says_what_example_validator_found_or_that_it_found_nothing():
+    evaluation = make_evaluation({TABBY: 0.9}, blessed=True)
+    anomaly = Anomaly(
+        "train", "image/class/label", "Out-of-range values", "Unexpectedly large value: 1001."
+    )
+    text = summary.render(make_run_report(evaluation, {}, anomalies=[anomaly]))
+    assert (
+        "Data validation: 1 anomaly against the schema (ExampleValidator reports them; the run "
+        "went on):\n  train image/class/label: Out-of-range values. Unexpectedly large value: "
+        "1001.\n"
+    ) in text
+    clean = summary.render(make_run_report(evaluation, {}, anomalies=[]))
+    assert "Data validation: no anomalies against the schema." in clean
 
 
 def test_a_run_that_stopped_before_the_evaluator():
     components = {"Trainer": make_component("Trainer", "failed")}
-    text = summary.render(make_run_report(None, components))
+    text = summary.render(make_run_report(None, components, anomalies=None))
     assert text.splitlines()[1:] == [
         "  Trainer                          failed        1.5 s",
         "No evaluation: the run stopped before the Evaluator.",

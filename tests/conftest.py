@@ -38,7 +38,7 @@ def run_cli(*args: str, timeout: float = 1200, env: dict | None = None) -> CliRe
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+        env={**os.environ, **(env or {})},
     )
     return CliResult(result.returncode, result.stdout, result.stderr)
 

@@ -1,13 +1,20 @@
-"""Inspecting real runs: ``alexnet-tfx report`` and the TFMA notebook, executed headless.
+"""Inspecting real runs: ``alexnet-tfx report``, the TFMA notebook executed headless, and
+``alexnet-tfx tensorboard``.
 
 The expected numbers are read straight from each run's evaluation artifact with TFMA, not
-through the code under test. Each report names its run, so the tests hold whatever other runs
-the shared pipeline root has gained by the time they run.
+through the code under test. Each test names the run it reads.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 
 import nbformat
 import pytest
@@ -75,7 +82,7 @@ def test_the_report_of_a_run_shows_the_numbers_of_its_evaluation(sample_runs, tm
     stored = _artifact_metrics(uri)
     overall = _candidate(stored)
     shown = page.numbers("metrics", "metric", "model", "candidate")
-    for metric in ("accuracy", "top5_accuracy", "loss", "example_count"):
+    for metric in ("accuracy", "top5_accuracy", "cross_entropy", "example_count"):
         assert shown[metric][0] == overall[metric]
     assert shown["accuracy"][1] == f"{overall['accuracy']:.4f}"
     assert shown["example_count"][1] == "70"
@@ -186,7 +193,34 @@ def test_the_notebook_runs_headless_against_a_run(sample_runs, monkeypatch):
     uri = _evaluation_uri(first_run)
     assert uri in text
     overall = _candidate(_artifact_metrics(uri))
-    for metric in ("accuracy", "top5_accuracy", "loss"):
+    for metric in ("accuracy", "top5_accuracy", "cross_entropy"):
         assert f"{overall[metric]:.4f}" in text
     assert ("Blessed" if tfma.load_validation_result(uri).validation_ok else "NOT blessed") in text
     assert images == 4  # per class, confusion matrix, training curves, metric history
+
+
+def test_tensorboard_serves_the_logs_of_the_run_s_trainer(sample_runs):
+    first = sample_runs.first
+    board = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "tensorboard", "--pipeline-root", first.root]
+        + ["--run-id", first.run_id, "--port", "0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [board.stdout.readline() for _ in range(2)]
+        assert first.components()[configs.TRAINER].uri("model_run") in lines[0], lines
+        url = re.search(r"Open (http://127\.0\.0\.1:\d+/)", lines[1]).group(1)
+        deadline = time.monotonic() + 120
+        while True:  # TensorBoard reads the log directory in the background
+            with urllib.request.urlopen(url + "data/runs", timeout=30) as response:
+                logged = json.load(response)
+            if {"train", "validation"} <= set(logged) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert {"train", "validation"} <= set(logged), logged
+    finally:
+        board.send_signal(signal.SIGINT)
+        assert board.wait(timeout=60) == 0, board.stderr.read()[-3000:]

@@ -27,8 +27,8 @@ def add_parser(subparsers) -> None:
 
 
 def main(args) -> int:
+    from models.metric_names import TOP1
     from pipeline import html_report, run_report
-    from pipeline.eval_config import TOP1
 
     output = os.path.abspath(args.output)
     if not os.path.isdir(os.path.dirname(output)):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from data import bundled, preflight, records
-from pipeline import configs
+from pipeline import configs, pipeline_root, run_log
 from pipeline.commands import flags
 
 
@@ -46,22 +48,35 @@ def add_parser(subparsers) -> None:
         help="a Beam pipeline argument, e.g. --beam-arg=--direct_num_workers=2 (repeatable)",
     )
     p.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print every message (TensorFlow's, TFX's, Beam's), not only progress, warnings "
+        "and the summary; the log file in the pipeline root has them either way",
+    )
     p.set_defaults(handler=main)
 
 
 def main(args) -> int:
-    data = preflight.check_data_root(args.data_root, args.record_format, args.validation_labels)
-    source = "--record-format" if args.record_format != "auto" else "the data"
-    resolved = flags.resolve_settings(
-        args, {"transform.record_format": (data.record_format, source)}
+    root = pipeline_root.writable_dir(args.pipeline_root, "--pipeline-root")
+    serving_dir = pipeline_root.writable_dir(
+        args.serving_dir or os.path.join(root, configs.SERVING_DIR_NAME), "--serving-dir"
     )
-    from pipeline import local_runner
+    log = run_log.log_path(root)
+    with run_log.logged_run(log, verbose=args.verbose):
+        data = preflight.check_data_root(args.data_root, args.record_format, args.validation_labels)
+        source = "--record-format" if args.record_format != "auto" else "the data"
+        resolved = flags.resolve_settings(
+            args, {"transform.record_format": (data.record_format, source)}
+        )
+        from pipeline import local_runner
 
-    return local_runner.run(
-        data,
-        resolved.settings,
-        root=args.pipeline_root,
-        serving_dir=args.serving_dir,
-        beam_pipeline_args=args.beam_arg,
-        enable_cache=not args.no_cache,
-    )
+        return local_runner.run(
+            data,
+            resolved.settings,
+            root=root,
+            serving_dir=serving_dir,
+            log=log,
+            beam_pipeline_args=args.beam_arg,
+            enable_cache=not args.no_cache,
+        )
