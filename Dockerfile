@@ -26,26 +26,30 @@ RUN apt-get update \
 
 COPY --from=beam /opt/apache/beam /opt/apache/beam
 
-# `python` on PATH is the venv's: the compiled spec calls `python -m ...`. The build tools
-# are those of the venv the tests ran in (`make venv`).
+# `python` on PATH is the venv's: the compiled spec calls `python -m ...`. The venv is made
+# as `make venv` makes it: uv, at the lock's version, syncs the lock (build tools included).
+ARG UV_VERSION=0.13.9
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
     TF_USE_LEGACY_KERAS=1
-RUN python3.10 -m venv /opt/venv && pip install pip==24.2 setuptools==65.5.0 wheel==0.45.1
+RUN python3.10 -m venv /opt/venv && pip install uv==${UV_VERSION}
 
-# The compiled spec names files under this directory (kubeflow_runner.IMAGE_ROOT).
+# The compiled spec names files under this directory (kubeflow_platform.IMAGE_ROOT).
 WORKDIR /alexnet-tfx
 # The lock first: this layer is rebuilt only when the lock changes.
 COPY requirements.lock ./
-RUN pip install -r requirements.lock
+RUN uv pip sync --python /opt/venv/bin/python requirements.lock
 COPY setup.py README.md ./
 COPY pipeline pipeline
 COPY components components
 COPY models models
 COPY data data
 COPY bench bench
-RUN pip install --no-deps --no-build-isolation -e . && pip check
+RUN uv pip install --python /opt/venv/bin/python --no-deps --no-build-isolation -e . \
+    && pip check
 
 ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -191,11 +191,10 @@ def test_image_versions_are_the_locked_ones():
     assert f"=={arg('CUDNN_VERSION')}" == tf_cuda["nvidia-cudnn-cu12"]
     assert arg("CUDNN_VERSION").split(".")[0] == build["cudnn_version"]
     assert f"libcudnn{build['cudnn_version']}=${{CUDNN_VERSION}}-1+cuda12" in text
-    # The build tools of the venv the tests run in; the package set is the lock.
-    for tool in ("pip", "setuptools", "wheel"):
-        assert f"{tool}=={importlib.metadata.version(tool)}" in text, tool
-    assert "RUN pip install -r requirements.lock\n" in text
-    assert "pip install --no-deps --no-build-isolation -e . && pip check" in text
+    # The venv is made as `make venv` makes it: uv at the lock's version syncs the lock.
+    assert arg("UV_VERSION") == pins["uv"]
+    assert "RUN uv pip sync --python /opt/venv/bin/python requirements.lock\n" in text
+    assert "--no-deps --no-build-isolation -e ." in text and "&& pip check" in text
     # What the compiled spec relies on.
     assert re.search(rf"^WORKDIR {kubeflow_platform.IMAGE_ROOT}$", text, re.M)
     assert "PATH=/opt/venv/bin:$PATH" in text  # `python -m ...` is the venv's python
@@ -211,5 +210,6 @@ def test_the_tested_environment_is_the_lock():
     pins = lock()
     assert pins["tfx"] == "1.16.0" and pins["tensorflow"] == "2.16.2"
     assert {name: installed.get(name) for name in pins} == pins
-    tools = {"pip", "setuptools", "wheel", "alexnet-tfx"}
-    assert set(installed) - tools == set(pins)
+    # Every package, build tools included (TensorFlow and Jupyter need setuptools at run time).
+    assert {"pip", "setuptools", "wheel", "uv"} <= set(pins)
+    assert set(installed) - {"alexnet-tfx"} == set(pins)
