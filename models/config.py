@@ -52,7 +52,9 @@ class TrainerConfig:
     """The training recipe (§5): SGD with momentum, the learning-rate schedule, augmentation."""
 
     model: str = "alexnet"  # a name in models.catalog.MODELS
-    train_steps: int | None = None
+    epochs: int = 90  # passes over the training split, when train_steps is None
+    train_steps: int | None = None  # steps in all, instead of epochs
+    steps_per_epoch: int | None = None  # between validations; None: a pass over the split
     eval_steps: int | None = None  # validation batches per epoch; None: the whole split
     batch_size: int = 128
     learning_rate: float = 0.01
@@ -62,7 +64,6 @@ class TrainerConfig:
     initialization: str | None = None  # None: the model's own (AlexNet: the paper's)
     lighting_std: float = 0.1
     lrn_implementation: str = "tf_nn"
-    steps_per_epoch: int = 20  # validation (and the learning-rate schedule) runs every epoch
     lr_patience: int = 2  # epochs without a better validation accuracy before lr /= 10
     distribution: str = "auto"  # "auto": MirroredStrategy over GPUs if any; "mirrored": always
     mixed_precision: str | None = None  # None, "mixed_float16" or "mixed_bfloat16"

@@ -14,10 +14,12 @@ data or config starts afresh. Keras deletes the backup when training completes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
@@ -87,6 +89,46 @@ def epoch_length(train_steps: int, max_steps_per_epoch: int) -> int:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    steps: int  # training steps in all
+    steps_per_epoch: int  # between validations, and learning-rate decisions
+
+
+def schedule(config: TrainerConfig, train_records: int | None) -> Schedule:
+    """How many steps to train, and how many between validations.
+
+    ``config.train_steps`` when set, else ``config.epochs`` passes over the ``train_records``
+    training records (batches are full: the last partial one of a pass is dropped). An epoch is
+    a pass unless ``config.steps_per_epoch`` is shorter; it always divides the steps.
+    """
+    per_pass = None if train_records is None else train_records // config.batch_size
+    if config.train_steps is not None:
+        steps = config.train_steps
+    elif per_pass:
+        steps = config.epochs * per_pass
+    else:
+        raise ValueError(
+            f"{train_records} training records make no batch of {config.batch_size}: lower "
+            "--batch-size"
+        )
+    if steps == 0:
+        return Schedule(0, 0)
+    longest = config.steps_per_epoch or per_pass or steps
+    return Schedule(steps, epoch_length(steps, longest))
+
+
+def needs_record_count(config: TrainerConfig) -> bool:
+    return config.train_steps is None or config.steps_per_epoch is None
+
+
+def count_records(file_patterns: list[str], compression: str) -> int:
+    """The records in the files, read through (the split's size, for epochs)."""
+    files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
+    dataset = tf.data.TFRecordDataset(files, compression_type=compression, num_parallel_reads=8)
+    return int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
+
+
 def _backup_dir(config: TrainerConfig, fn_args) -> str:
     """A directory that a re-run with the same inputs and config finds again."""
     if not config.checkpoint_root:
@@ -122,9 +164,8 @@ def make_dataset(
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (referenced by import path from the pipeline)."""
     transform, config = parse_trainer_custom_config(fn_args.custom_config)
-    if config.train_steps is None:
-        raise ValueError("the Trainer config sets no train_steps")
-    train_steps = config.train_steps
+    records = count_records(fn_args.train_files, "GZIP") if needs_record_count(config) else None
+    plan = schedule(config, records)
     tf_keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
         tf_keras.mixed_precision.set_global_policy(config.mixed_precision)
@@ -136,10 +177,11 @@ def run_fn(fn_args) -> None:
 
     strategy = make_strategy(config.distribution)
     logging.info(
-        "Training %s (%d classes) for %d steps on %d replica(s)",
+        "Training %s (%d classes) for %d steps, validating every %d, on %d replica(s)",
         config.model,
         num_classes,
-        train_steps,
+        plan.steps,
+        plan.steps_per_epoch,
         strategy.num_replicas_in_sync,
     )
     with strategy.scope():
@@ -158,16 +200,14 @@ def run_fn(fn_args) -> None:
         )
 
     history = {}
-    if train_steps > 0:
-        steps_per_epoch = epoch_length(train_steps, config.steps_per_epoch)
-        epochs = train_steps // steps_per_epoch
+    if plan.steps > 0:
         validation = make_dataset(transform, config, fn_args.eval_files, feature_spec, False)
         if config.eval_steps:  # Keras keeps one validation iterator: repeat, never run dry
             validation = validation.repeat()
         result = model.fit(
             make_dataset(transform, config, fn_args.train_files, feature_spec, training=True),
-            steps_per_epoch=steps_per_epoch,
-            epochs=epochs,
+            steps_per_epoch=plan.steps_per_epoch,
+            epochs=plan.steps // plan.steps_per_epoch,
             validation_data=validation,
             validation_steps=config.eval_steps,
             verbose=2,  # a line per epoch: progress bars garble logs that are not terminals

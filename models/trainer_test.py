@@ -185,6 +185,23 @@ def test_epoch_length_divides_the_steps_exactly():
     assert trainer.epoch_length(1, 20) == 1
 
 
+def test_the_schedule_counts_epochs_in_full_batches_of_the_records():
+    # 308 records in batches of 128: two full batches a pass, the last 52 dropped.
+    paper = TrainerConfig(epochs=3, batch_size=128)
+    assert trainer.schedule(paper, 308) == trainer.Schedule(steps=6, steps_per_epoch=2)
+    # A step count wins; validation every 20 steps, or as often as divides 50 exactly.
+    sample = TrainerConfig(train_steps=50, steps_per_epoch=20, batch_size=16)
+    assert trainer.schedule(sample, None) == trainer.Schedule(steps=50, steps_per_epoch=10)
+    # Steps without an epoch length: validation after each pass over the records.
+    assert trainer.schedule(TrainerConfig(train_steps=12, batch_size=10), 60) == (
+        trainer.Schedule(steps=12, steps_per_epoch=6)
+    )
+    assert trainer.schedule(TrainerConfig(train_steps=0), 60) == trainer.Schedule(0, 0)
+    with pytest.raises(ValueError, match="100 training records make no batch of 128"):
+        trainer.schedule(TrainerConfig(epochs=1, batch_size=128), 100)
+    assert trainer.needs_record_count(paper) and not trainer.needs_record_count(sample)
+
+
 def test_unknown_custom_config_key_is_a_clear_error():
     with pytest.raises(ValueError, match="learning_rat"):
         parse_trainer_custom_config({"trainer": {"learning_rat": 0.1}})

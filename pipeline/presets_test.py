@@ -77,3 +77,30 @@ def test_an_unknown_preset_is_named():
 def test_the_trainer_config_refuses_an_option_its_model_does_not_take():
     with pytest.raises(ValueError, match="model cifar10 takes no dropout_rate"):
         TrainerConfig(model="cifar10", dropout_rate=0.5)
+
+
+def test_the_paper_preset_is_the_papers_recipe():
+    """Krizhevsky et al. 2012, §4.1 and §5, written here from the paper."""
+    settings = presets.resolve("paper", {}).settings
+    trainer = settings.trainer
+    assert (trainer.batch_size, trainer.momentum, trainer.weight_decay) == (128, 0.9, 0.0005)
+    assert (trainer.learning_rate, trainer.dropout_rate, trainer.initialization) == (
+        0.01,
+        0.5,
+        "paper",
+    )
+    assert (trainer.epochs, trainer.train_steps, trainer.eval_steps) == (90, None, None)
+    assert trainer.lighting_std == 0.1
+    assert settings.transform.store_full_region and settings.transform.stored_size == 256
+    assert settings.transform.crop_size == 227
+
+
+def test_epochs_as_a_flag_replace_a_presets_steps_and_both_flags_are_refused():
+    resolved = presets.resolve("sample", {"trainer.epochs": (2, "--epochs")})
+    assert (resolved.settings.trainer.epochs, resolved.settings.trainer.train_steps) == (2, None)
+    assert resolved.sources["trainer.train_steps"] == "none: --epochs given"
+    flags = {"trainer.epochs": (2, "--epochs"), "trainer.train_steps": (5, "--train-steps")}
+    with pytest.raises(UserError, match="--epochs and --train-steps"):
+        presets.resolve("sample", flags)
+    steps = presets.resolve("paper", {"trainer.train_steps": (7, "--train-steps")})
+    assert steps.settings.trainer.train_steps == 7  # a step count overrides the epochs

@@ -37,15 +37,15 @@ from tensorflow.core.util import event_pb2
 from components.atomic_pusher.executor_test import file_digests
 from data import bundled, image_check, imagenet_classes, records
 from data.preflight_test import sample_copy
-from models.config import TrainerConfig
 from pipeline import configs, metadata
 from pipeline.evaluation import load_evaluation
+from pipeline.presets import DEFAULT_PRESET, PRESETS
 from tests.conftest import REPO, CliResult, run_cli
 
 pytestmark = pytest.mark.e2e
 
 TRAIN_STEPS = 40  # two epochs: one before the kill, one after the resume
-STEPS_PER_EPOCH = TrainerConfig.steps_per_epoch
+STEPS_PER_EPOCH = PRESETS[DEFAULT_PRESET]["trainer"]["steps_per_epoch"]
 # In every run's environment, never read by the pipeline: if one shows up in a log or a file,
 # something dumped the environment.
 SECRETS = {

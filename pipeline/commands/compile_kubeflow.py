@@ -68,6 +68,11 @@ def add_parser(subparsers) -> None:
 
 
 def main(args) -> int:
+    resolved = flags.resolve_settings(
+        args, {"transform.record_format": (args.record_format, "--record-format")}
+    )
+    if args.print_config:
+        return flags.print_config(resolved)
     if not args.output.endswith(".json"):
         raise UserError(f"--output {args.output!r}: the compiled pipeline is JSON, name it *.json")
     directory = os.path.dirname(os.path.abspath(args.output))
@@ -95,9 +100,6 @@ def main(args) -> int:
         image=image,
         pipeline_root=pipeline_root,
         workers=max(1, int(args.beam_cpus)),
-    )
-    resolved = flags.resolve_settings(
-        args, {"transform.record_format": (args.record_format, "--record-format")}
     )
     from pipeline import kubeflow_runner
 

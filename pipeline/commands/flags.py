@@ -31,7 +31,24 @@ def non_negative_int(text: str) -> int:
 # preset's, which --help cannot show here without resolving them.
 SETTINGS_FLAGS = (
     ("--model", "trainer.model", {"choices": sorted(catalog.MODELS)}),
-    ("--train-steps", "trainer.train_steps", {"type": non_negative_int}),
+    (
+        "--epochs",
+        "trainer.epochs",
+        {
+            "type": positive_int,
+            "help": "passes over the training records (the Trainer counts them)",
+        },
+    ),
+    (
+        "--train-steps",
+        "trainer.train_steps",
+        {"type": non_negative_int, "help": "training steps in all, instead of --epochs"},
+    ),
+    (
+        "--steps-per-epoch",
+        "trainer.steps_per_epoch",
+        {"type": positive_int, "help": "steps between validations (default: a pass)"},
+    ),
     ("--eval-steps", "trainer.eval_steps", {"type": positive_int}),
     ("--batch-size", "trainer.batch_size", {"type": positive_int}),
     ("--learning-rate", "trainer.learning_rate", {"type": float}),
@@ -83,7 +100,19 @@ SETTINGS_FLAGS = (
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """Model, training and gate flags: the same for every orchestrator."""
+    """The preset, model, training and gate flags: the same for every orchestrator."""
+    parser.add_argument(
+        "--preset",
+        choices=sorted(presets.PRESETS),
+        default=presets.DEFAULT_PRESET,
+        help="a named set of values under the flags (default: %(default)s; paper: the "
+        "paper's recipe for ImageNet)",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print every setting with where it came from (default, preset, flag) and exit",
+    )
     for flag, key, keywords in SETTINGS_FLAGS:
         keywords = dict(keywords)
         keywords["help"] = f"{keywords.get('help', '')} [{key}]".lstrip()
@@ -95,8 +124,14 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
 def resolve_settings(
     args: argparse.Namespace, given: dict[str, tuple] | None = None
 ) -> presets.Resolved:
-    """The settings the flags in ``args`` ask for, on the default preset; ``given`` adds values
-    that are not flags, e.g. ``{"transform.record_format": ("tfds", "the data")}``."""
+    """The settings the flags in ``args`` ask for, on their preset; ``given`` adds values that
+    are not flags, e.g. ``{"transform.record_format": ("tfds", "the data")}``."""
     values = vars(args)
     flags = {key: (values[key], flag) for flag, key, _ in SETTINGS_FLAGS if key in values}
-    return presets.resolve(presets.DEFAULT_PRESET, {**flags, **(given or {})})
+    return presets.resolve(args.preset, {**flags, **(given or {})})
+
+
+def print_config(resolved: presets.Resolved) -> int:
+    """``--print-config``: every setting, its value and its source."""
+    print("\n".join(resolved.lines()))
+    return 0

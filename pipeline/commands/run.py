@@ -58,6 +58,10 @@ def add_parser(subparsers) -> None:
 
 
 def main(args) -> int:
+    if args.print_config:  # before anything reads the data or writes the root
+        source = "--record-format" if args.record_format != "auto" else "read from the data at run"
+        given = {"transform.record_format": (args.record_format, source)}
+        return flags.print_config(flags.resolve_settings(args, given))
     root = pipeline_root.writable_dir(args.pipeline_root, "--pipeline-root")
     serving_dir = pipeline_root.writable_dir(
         args.serving_dir or os.path.join(root, configs.SERVING_DIR_NAME), "--serving-dir"
