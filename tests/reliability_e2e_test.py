@@ -39,13 +39,14 @@ from data import bundled, image_check, imagenet_classes, records
 from data.preflight_test import sample_copy
 from pipeline import configs, metadata
 from pipeline.evaluation import load_evaluation
-from pipeline.presets import DEFAULT_PRESET, PRESETS
 from tests.conftest import REPO, CliResult, run_cli
 
 pytestmark = pytest.mark.e2e
 
-TRAIN_STEPS = 40  # two epochs: one before the kill, one after the resume
-STEPS_PER_EPOCH = PRESETS[DEFAULT_PRESET]["trainer"]["steps_per_epoch"]
+# Two epochs: one before the kill, one after the resume; each long enough (a few seconds) for
+# the kill to land after the first checkpoint and before the end of training.
+STEPS_PER_EPOCH = 4
+TRAIN_STEPS = 2 * STEPS_PER_EPOCH
 # In every run's environment, never read by the pipeline: if one shows up in a log or a file,
 # something dumped the environment.
 SECRETS = {
@@ -81,13 +82,15 @@ class Chain:
             self.root,
             "--batch-size",
             "8",
+            "--steps-per-epoch",
+            str(STEPS_PER_EPOCH),
             "--train-steps",
             str(train_steps),
             *gate,
         ]
 
 
-# Blessing must not hinge on what 40 steps teach AlexNet on the sample: these runs are about
+# Blessing must not hinge on what 8 steps teach AlexNet on the sample: these runs are about
 # crashes. The one-step model keeps the default gate, which it must fail.
 NO_VALUE_THRESHOLD = ("--min-top1", "0")
 
