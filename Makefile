@@ -38,7 +38,7 @@ $(STAMP): requirements.lock setup.py
 # Enabled inside the venv only (--sys-prefix), never in ~/.jupyter or system-wide.
 $(NBEXT): notebooks/tfma_widget_fixes.js $(STAMP)
 	$(VENV)/bin/jupyter nbextension enable tensorflow_model_analysis/extension --sys-prefix
-	$(VENV)/bin/jupyter nbextension install notebooks/tfma_widget_fixes.js --sys-prefix
+	$(VENV)/bin/jupyter nbextension install --overwrite notebooks/tfma_widget_fixes.js --sys-prefix
 	$(VENV)/bin/jupyter nbextension enable tfma_widget_fixes --sys-prefix
 	touch $(NBEXT)
 
