@@ -6,6 +6,9 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 UV      := UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv
+# TFMA 0.47's widgets exist only as classic-notebook extensions (Notebook 7 and JupyterLab 4 load
+# none): TFMA's own, and notebooks/tfma_widget_fixes.js, which lets them render after one Run All.
+NBEXT   := $(VENV)/share/jupyter/nbextensions/tfma_widget_fixes.js
 export TF_USE_LEGACY_KERAS := 1
 export PYTHONHASHSEED := 0
 
@@ -18,7 +21,7 @@ PYTHON310 ?= $(shell \
 
 .PHONY: venv run test test-fast lint format notebook lock clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(NBEXT)
 
 $(STAMP): requirements.lock setup.py
 	@if [ -z "$(PYTHON310)" ]; then \
@@ -40,10 +43,17 @@ $(STAMP): requirements.lock setup.py
 	$(PY) -m pip check
 	touch $(STAMP)
 
+# Enabled inside the venv only (--sys-prefix), never in ~/.jupyter or system-wide.
+$(NBEXT): notebooks/tfma_widget_fixes.js $(STAMP)
+	$(VENV)/bin/jupyter nbextension enable tensorflow_model_analysis/extension --sys-prefix
+	$(VENV)/bin/jupyter nbextension install --overwrite notebooks/tfma_widget_fixes.js --sys-prefix
+	$(VENV)/bin/jupyter nbextension enable tfma_widget_fixes --sys-prefix
+	touch $(NBEXT)
+
 run: $(STAMP)
 	$(VENV)/bin/alexnet-tfx run $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(NBEXT)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -57,8 +67,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-notebook: $(STAMP)
-	$(VENV)/bin/jupyter notebook notebooks/inspect_evaluation.ipynb
+# The classic UI (notebook 6.5), the one that loads TFMA's widgets.
+notebook: $(STAMP) $(NBEXT)
+	$(VENV)/bin/jupyter notebook notebooks/inspect_evaluation.ipynb \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Re-resolve the lock from setup.py under TFX's own test constraints (with pip: the lock is a
 # plain requirements file that either installer reads).

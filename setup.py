@@ -22,7 +22,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    # Running the tests: the notebook is executed headless, and the bundled
+    # Running the tests: the notebook is executed headless and in a browser (the classic
+    # notebook UI, the one TFMA 0.47's widgets load in, driven by Selenium), and the bundled
     # sample is regenerated from scikit-learn's and scikit-image's photographs.
     "test": [
         "pytest>=8,<9",
@@ -30,6 +31,9 @@ EXTRAS_REQUIRE = {
         "nbconvert>=7.16,<8",
         "nbformat>=5.10,<6",
         "ipykernel>=6.29,<7",
+        "notebook>=6.5.7,<7",
+        "widgetsnbextension>=3.6.6,<3.6.7",
+        "selenium>=4.21,<4.22",
         "scikit-learn>=1.5,<1.6",
         "scikit-image>=0.24,<0.25",
     ],
