@@ -3,7 +3,8 @@
 The terminal gets a progress line as each component starts and ends, Keras' line per epoch,
 real warnings and the summary. Everything, including TensorFlow's, TFX's and Beam's messages,
 goes to a log file in the pipeline root. Messages known to be noise (the table below: each
-with its source, its text and why nobody can act on it) stay in the log file only;
+with its logger, its text, the code that says it and why nobody can act on it) stay in the log
+file only;
 ``--verbose`` prints everything the log file gets.
 
 Python messages are routed by logger and text before they are formatted, so a multi-line
@@ -26,67 +27,91 @@ import time
 
 @dataclasses.dataclass(frozen=True)
 class Noise:
-    # Where it comes from: the file that logs it, a logger (and its children), or "native" for
-    # lines TensorFlow's C++ runtime writes.
-    source: str
+    source: str  # the logger (and its children), or "native" for TensorFlow's C++ lines
     text: str  # a regular expression searched in the message or line
+    origin: str  # the code that says it
     why: str
 
 
 NOISE = (
     Noise(
-        "tfx/orchestration/portable/input_resolution/channel_resolver.py",
+        "absl",
         r"^(Artifact|Context)Query\.property_predicate is not supported\.$",
+        "tfx/orchestration/portable/input_resolution/channel_resolver.py",
         "TFX 1.16 tests a protobuf sub-message for truth, which is always true, and warns for "
         "every input of every component",
     ),
     Noise(
-        "tfx/components/util/examples_utils.py",
+        "absl",
         r"^Examples artifact does not have payload_format custom property",
-        "TFX's Transform does not mark its output; it is tf.Examples, the format TFX assumes",
+        "tfx/components/util/examples_utils.py",
+        "an artifact TFX wrote without the property; its records are tf.Examples, the default",
     ),
     Noise(
+        "absl",
+        r"^Analyzer \(.*\) node's cache key varies on repeated tracing",
         "tensorflow_transform/impl_helper.py",
-        r"node's cache key varies on repeated tracing",
         "tf.Transform traces the preprocessing twice; the analyzers' order is deterministic",
     ),
     Noise(
-        "tensorflow_transform/graph_tools.py",
+        "absl",
         r"^Tables initialized inside a tf\.function",
+        "tensorflow_transform/graph_tools.py",
         "the class vocabulary's table, which the serving graph needs",
     ),
     Noise(
         "tensorflow",
         r"tf_record_iterator \(from tensorflow\.python\.lib\.io\.tf_record\) is deprecated",
+        "tensorflow_model_analysis/writers/metrics_plots_and_validations_writer.py",
         "TFMA 0.47 reads its own results with a deprecated API",
     ),
     Noise(
         "tensorflow",
         r"^No training configuration found in save file",
+        "tf_keras/src/saving/legacy/saved_model/load.py",
         "the exported model carries no optimizer, on purpose (half the size)",
     ),
     Noise(
         "apache_beam.io.tfrecordio",
         r"^Couldn't find python-snappy",
+        "apache_beam/io/tfrecordio.py",
         "Beam's optional CRC speed-up, not among TFX's dependencies",
     ),
     Noise(
         "native",
         r"cuda_(dnn|fft|blas)\.cc:\d+\] Unable to register cu\w+ factory",
+        "TensorFlow's XLA stream executor",
         "TensorFlow 2.16 registers its CUDA plugins twice on import",
     ),
-    Noise("native", r"cudart_stub\.cc:\d+\] Could not find cuda drivers", "a CPU machine"),
+    Noise(
+        "native",
+        r"cudart_stub\.cc:\d+\] Could not find cuda drivers",
+        "TensorFlow's CUDA stub",
+        "a machine without a GPU",
+    ),
     Noise(
         "native",
         r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized|"
         r"^To enable the following instructions: .* compiler flags\.$",
+        "TensorFlow's CPU feature check",
         "TensorFlow's generic build, reported on every start",
     ),
-    Noise("native", r"port\.cc:\d+\] oneDNN custom operations are on", "TensorFlow's default"),
-    Noise("native", r"TF-TRT Warning: Could not find TensorRT", "TensorRT is not used"),
+    Noise(
+        "native",
+        r"port\.cc:\d+\] oneDNN custom operations are on",
+        "TensorFlow's start-up",
+        "TensorFlow's default on x86",
+    ),
+    Noise(
+        "native",
+        r"TF-TRT Warning: Could not find TensorRT",
+        "TensorFlow's TensorRT bridge",
+        "TensorRT is not used",
+    ),
     Noise(
         "native",
         r"local_rendezvous\.cc:\d+\] Local rendezvous is aborting with status: OUT_OF_RANGE",
+        "tf.data",
         "tf.data reports the end of every finite dataset this way",
     ),
 )
@@ -99,14 +124,9 @@ LOG_DIR = "logs"
 def is_noise(record: logging.LogRecord) -> bool:
     message = record.getMessage()
     return any(
-        _from(record, source) and pattern.search(message) for source, pattern in _PYTHON_NOISE
+        (record.name == source or record.name.startswith(source + ".")) and pattern.search(message)
+        for source, pattern in _PYTHON_NOISE
     )
-
-
-def _from(record: logging.LogRecord, source: str) -> bool:
-    if source.endswith(".py"):  # absl records name the file that logged
-        return record.pathname.replace(os.sep, "/").endswith("/" + source)
-    return record.name == source or record.name.startswith(source + ".")
 
 
 def is_native_noise(line: str) -> bool:
