@@ -5,6 +5,11 @@ improving, weight decay 5e-4 (in the model), batch 128, dropout 0.5, random crop
 PCA lighting: every value overridable through the Trainer's ``custom_config``
 (``TrainerConfig``). Distribution, mixed precision and XLA are switches of the same config.
 
+The host input only reads and parses uint8 batches (``models.input_pipeline``); the model's
+first layer crops, flips, lights and normalises them on the accelerator
+(``models.augmentation``). The TFRecord codec comes from the examples artifact, through
+``components.codec_trainer`` (``fn_args.examples_compression``).
+
 Resuming: a re-run of the pipeline after a crash is a new TFX execution with new output
 directories, so ``BackupAndRestore`` keeps its state under ``checkpoint_root`` in a directory
 keyed by the training inputs and config. The same run resumes where it stopped; any change of
@@ -18,12 +23,14 @@ import hashlib
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 from absl import logging
 
-from models import catalog, input_pipeline, signatures
+from data import compression
+from models import augmentation, catalog, input_pipeline, signatures
 from models import preprocessing as pp
 
 HISTORY_FILE = "history.json"
@@ -49,6 +56,10 @@ class TrainerConfig:
     xla: bool = False
     checkpoint_root: str | None = None  # where BackupAndRestore state survives crashes
     seed: int = 0
+    # Host input (models.input_pipeline): hold the decoded training images in RAM after the
+    # first epoch; or run the training input on tf.data service workers (grpc://HOST:PORT).
+    cache_dataset: bool = False
+    data_service: str | None = None
 
     @classmethod
     def from_custom_config(cls, custom_config: dict | None) -> TrainerConfig:
@@ -80,26 +91,57 @@ def make_strategy(distribution: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def pixel_statistics(file_pattern, feature_spec: dict) -> dict[str, tf.Tensor]:
-    """The training-set statistics Transform attached to every record (read from the first)."""
+STATISTICS_KEYS = (pp.RGB_MEAN_KEY, pp.RGB_STD_KEY, pp.RGB_EIGVAL_KEY, pp.RGB_EIGVEC_KEY)
+
+
+def pixel_statistics(file_pattern, compression_type: str) -> dict[str, np.ndarray]:
+    """The training-set statistics Transform attached to every record (read from the first).
+
+    ``compression_type``: tf.data's, from the examples artifact (``data.compression``).
+    """
     files = (
         tf.io.gfile.glob(file_pattern)
         if isinstance(file_pattern, str)
         else [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
     )
-    first = next(iter(tf.data.TFRecordDataset(sorted(files)[:1], compression_type="GZIP")))
-    features = tf.io.parse_single_example(first, feature_spec)
-    return {key: features[key] for key in (pp.RGB_MEAN_KEY, pp.RGB_STD_KEY)}
+    first = next(iter(tf.data.TFRecordDataset(sorted(files)[:1], compression_type)))
+    spec = {
+        pp.RGB_MEAN_KEY: tf.io.FixedLenFeature([3], tf.float32),
+        pp.RGB_STD_KEY: tf.io.FixedLenFeature([3], tf.float32),
+        pp.RGB_EIGVAL_KEY: tf.io.FixedLenFeature([3], tf.float32),
+        pp.RGB_EIGVEC_KEY: tf.io.FixedLenFeature([9], tf.float32),
+    }
+    spec[pp.RGB_STATISTICS_IMAGES_KEY] = tf.io.FixedLenFeature([1], tf.int64)
+    features = tf.io.parse_single_example(first, spec)
+    statistics = {key: features[key].numpy() for key in STATISTICS_KEYS}
+    if not all(np.all(np.isfinite(v)) for v in statistics.values()):
+        raise ValueError(f"Transform's pixel statistics are not finite: {statistics}")
+    measured = int(features[pp.RGB_STATISTICS_IMAGES_KEY][0])
+    if measured == 0:
+        logging.warning(
+            "Transform sampled no training image for the pixel statistics (a split smaller "
+            "than its analyzer_sample_one_in): normalising with neutral ones, mean %s, std %s",
+            pp.NEUTRAL_MEAN,
+            pp.NEUTRAL_STD,
+        )
+    else:
+        logging.info("Pixel statistics of %d training images: %s", measured, statistics)
+    return statistics
 
 
-def build_model(config: TrainerConfig, num_classes: int, rgb_mean, rgb_std) -> tf_keras.Model:
-    """0..255 RGB images -> float32 logits: normalisation, then the selected network."""
-    crop = config.entry.crop_size
-    inputs = tf_keras.Input([crop, crop, 3], name="image")
-    normalized = tf_keras.layers.Normalization(
-        mean=list(map(float, rgb_mean)),
-        variance=[float(s) ** 2 for s in rgb_std],
-        name="normalize",
+def build_model(config: TrainerConfig, num_classes: int, statistics: dict) -> tf_keras.Model:
+    """uint8 stored regions -> float32 logits: augmentation (in training) and normalisation
+    (``models.augmentation.Augment``), then the selected network."""
+    side = config.stored_size
+    inputs = tf_keras.Input([side, side, 3], dtype="uint8", name="image")
+    normalized = augmentation.Augment(
+        crop_size=config.entry.crop_size,
+        rgb_mean=statistics[pp.RGB_MEAN_KEY],
+        rgb_std=statistics[pp.RGB_STD_KEY],
+        rgb_eigval=statistics[pp.RGB_EIGVAL_KEY],
+        rgb_eigvec=statistics[pp.RGB_EIGVEC_KEY],
+        lighting_std=config.lighting_std,
+        name="augment",
     )(inputs)
     options = {
         key: value
@@ -147,20 +189,37 @@ def _backup_dir(config: TrainerConfig, fn_args) -> str:
 
 
 def make_dataset(
-    config: TrainerConfig, files: list[str], feature_spec: dict, training: bool
+    config: TrainerConfig, files: list[str], compression_type: str, training: bool
 ) -> tf.data.Dataset:
-    """The Trainer's input over transformed ``files``, with ``config``'s batch size, geometry,
-    lighting and seed (``bench input`` measures exactly this)."""
+    """The Trainer's host input over transformed ``files`` (uint8 batches of ``config``'s batch
+    size; ``bench input`` measures exactly this). ``compression_type``: tf.data's, from the
+    examples artifact."""
     return input_pipeline.make_dataset(
         files,
-        feature_spec,
         batch_size=config.batch_size,
-        crop_size=config.entry.crop_size,
         stored_size=config.stored_size,
+        compression_type=compression_type,
         training=training,
-        lighting_std=config.lighting_std,
         seed=config.seed,
+        cache=config.cache_dataset,
+        data_service=config.data_service if training else None,
     )
+
+
+def examples_compression_type(fn_args) -> str:
+    """tf.data's ``compression_type`` of the examples, as their artifact records it.
+
+    ``components.codec_trainer``'s executor reads the artifact's ``compression`` property into
+    ``fn_args.examples_compression``; a plain TFX Trainer cannot, and run_fn will not guess.
+    """
+    codec = getattr(fn_args, "examples_compression", None)
+    if codec is None:
+        raise ValueError(
+            "fn_args has no examples_compression: run this run_fn with "
+            "components.codec_trainer.component.CodecTrainer, which reads the TFRecord codec "
+            "from the examples artifact"
+        )
+    return compression.tf_compression_type(codec)
 
 
 def run_fn(fn_args) -> None:
@@ -171,10 +230,10 @@ def run_fn(fn_args) -> None:
     if config.mixed_precision:
         tf_keras.mixed_precision.set_global_policy(config.mixed_precision)
 
+    compression_type = examples_compression_type(fn_args)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    feature_spec = tf_transform_output.transformed_feature_spec()
     num_classes = tf_transform_output.vocabulary_size_by_name(pp.CLASSES_VOCABULARY)
-    stats = pixel_statistics(fn_args.train_files, feature_spec)
+    statistics = pixel_statistics(fn_args.train_files, compression_type)
 
     strategy = make_strategy(config.distribution)
     logging.info(
@@ -185,7 +244,7 @@ def run_fn(fn_args) -> None:
         strategy.num_replicas_in_sync,
     )
     with strategy.scope():
-        model = build_model(config, num_classes, stats[pp.RGB_MEAN_KEY], stats[pp.RGB_STD_KEY])
+        model = build_model(config, num_classes, statistics)
         model.compile(
             optimizer=tf_keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
             loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -201,12 +260,12 @@ def run_fn(fn_args) -> None:
         steps_per_epoch = epoch_length(train_steps, config.steps_per_epoch)
         epochs = train_steps // steps_per_epoch
         result = model.fit(
-            make_dataset(config, fn_args.train_files, feature_spec, training=True),
+            make_dataset(config, fn_args.train_files, compression_type, training=True),
             steps_per_epoch=steps_per_epoch,
             epochs=epochs,
             # Keras keeps one validation iterator across epochs: repeat so it never runs dry.
             validation_data=make_dataset(
-                config, fn_args.eval_files, feature_spec, training=False
+                config, fn_args.eval_files, compression_type, training=False
             ).repeat(),
             validation_steps=fn_args.eval_steps,
             verbose=2,  # a line per epoch: progress bars garble logs that are not terminals
@@ -230,7 +289,6 @@ def run_fn(fn_args) -> None:
             model,
             tf_transform_output,
             config.record_format,
-            crop_size=config.entry.crop_size,
             stored_size=config.stored_size,
         ),
     )

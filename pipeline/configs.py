@@ -34,6 +34,11 @@ BATCH_SIZE = 16
 LEARNING_RATE = 0.005
 INITIALIZATION = "glorot"
 
+# Transform: the pixel statistics (normalisation, PCA lighting) are measured on the ~1 in 8
+# training images whose bytes hash to bucket 0 (models.preprocessing.analyzer_sample): the
+# analysis pass decodes 1/8 of the images instead of all of them. Tolerance: docs/benchmarks.md.
+ANALYZER_SAMPLE_ONE_IN = 8
+
 # Quarantine: fail the run when more than this fraction of a split's records is bad.
 MAX_REJECTED_FRACTION = 0.05
 # Larger images are rejected from their header, before decoding: ILSVRC-2012's largest is

@@ -20,8 +20,10 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2, transform_pb2
 
 from components.atomic_pusher.component import AtomicPusher
+from components.codec_trainer.component import CodecTrainer
 from components.quarantine.component import Quarantine
 from components.raw_imagenet_example_gen.component import RawImageNetExampleGen
+from components.uncompressed_transform.component import UncompressedTransform
 from data import records
 from models import catalog, trainer
 from pipeline import configs
@@ -42,6 +44,7 @@ def create_pipeline(
     train_steps: int = configs.TRAIN_STEPS,
     eval_steps: int = configs.EVAL_STEPS,
     store_full_region: bool = False,
+    analyzer_sample_one_in: int = configs.ANALYZER_SAMPLE_ONE_IN,
     trainer_config: dict | None = None,
     min_top1: float = configs.MIN_TOP1_ACCURACY,
     max_top1_drop: float = configs.MAX_TOP1_DROP,
@@ -56,7 +59,9 @@ def create_pipeline(
     ``data_root`` holds TFRecord shards (``train-*``, ``validation-*``) in ``record_format``,
     or, with ``raw_tree``, the raw ILSVRC-2012 JPEG tree (``train/<synset>/``, ``val/``; a
     flat ``val/`` needs ``validation_labels``). ``trainer_config`` holds
-    ``models.trainer.TrainerConfig`` overrides.
+    ``models.trainer.TrainerConfig`` overrides. ``analyzer_sample_one_in``: Transform measures
+    the pixel statistics on the hash-sampled ~1/k of the training images
+    (``models.preprocessing``).
     """
     entry = catalog.get(model)
     if raw_tree:
@@ -85,7 +90,8 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    transform = tfx.components.Transform(
+    # TFX's Transform writing uncompressed TFRecords, and saying so on its output artifact.
+    transform = UncompressedTransform(
         examples=examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=configs.PREPROCESSING_FN,
@@ -97,13 +103,15 @@ def create_pipeline(
             "resize_size": entry.resize_size,
             "crop_size": entry.crop_size,
             "store_full_region": store_full_region,
+            "analyzer_sample_one_in": analyzer_sample_one_in,
         },
         # StatisticsGen already describes the raw data; statistics of one opaque bytes
         # feature per image would cost memory and time (~3 GB on 1k images in a prototype)
         # and say nothing.
         disable_statistics=True,
-    )
-    trainer_component = tfx.components.Trainer(
+    ).with_id("Transform")
+    # TFX's Trainer handing run_fn the codec recorded on the transformed examples.
+    trainer_component = CodecTrainer(
         run_fn=configs.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -119,7 +127,7 @@ def create_pipeline(
                 **(trainer_config or {}),
             )
         ),
-    )
+    ).with_id("Trainer")
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
