@@ -2,11 +2,12 @@
 already in memory (same model, same batch size, same compiled step).
 
 The real input is ``models.input_pipeline.make_dataset`` on the real Transform's output, as the
-Trainer builds it; the in-memory input cycles through a few of its batches held as tensors (the
-"synthetic data" of GPU benchmarks, but real pixels). The ratio is what the input pipeline
-costs the training loop: 1.0 when it keeps up. On CPU the model and the input share the cores;
-on a GPU machine run it with ``--mixed-precision mixed_float16 --xla`` to measure steps/s of
-both inputs (docs/benchmarks.md).
+Trainer builds it (uint8 batches; the codec from the Transform's artifact); the in-memory input
+cycles through a few of its batches held as tensors (the "synthetic data" of GPU benchmarks, but
+real pixels). Both feed the same model, whose first layer augments on the device, so the ratio
+is what the host input costs the training loop: 1.0 when it keeps up. On CPU the model and the
+input share the cores; on a GPU machine run it with ``--mixed-precision mixed_float16 --xla``
+to measure steps/s of both inputs (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bench import images, output, pipeline_run, trainer_input
 IN_MEMORY_BATCHES = 4
 
 
-def _compiled_model(config, transform, files):
+def _compiled_model(config, transform, files, compression_type: str):
     """The Trainer's model and optimizer, compiled as ``models.trainer.run_fn`` compiles them."""
     import tensorflow_transform as tft
     import tf_keras
@@ -27,13 +28,10 @@ def _compiled_model(config, transform, files):
     from models import trainer
 
     tf_transform_output = tft.TFTransformOutput(transform.uri("transform_graph"))
-    feature_spec = tf_transform_output.transformed_feature_spec()
-    stats = trainer.pixel_statistics(files, feature_spec)
     model = trainer.build_model(
         config,
         tf_transform_output.vocabulary_size_by_name(pp.CLASSES_VOCABULARY),
-        stats[pp.RGB_MEAN_KEY],
-        stats[pp.RGB_STD_KEY],
+        trainer.pixel_statistics(files, compression_type),
     )
     model.compile(
         optimizer=tf_keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
@@ -69,12 +67,12 @@ def main(args) -> int:
     tf_keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
         tf_keras.mixed_precision.set_global_policy(config.mixed_precision)
-    real, files = trainer_input.training_dataset(transform, config.batch_size)
+    real, files, compression_type = trainer_input.training_dataset(transform, config.batch_size)
     held = list(real.take(IN_MEMORY_BATCHES))
     in_memory = tf.data.Dataset.from_tensor_slices(
         tuple(tf.stack([batch[i] for batch in held]) for i in range(2))
     ).repeat()
-    model = _compiled_model(config, transform, files)
+    model = _compiled_model(config, transform, files, compression_type)
 
     model.fit(in_memory, steps_per_epoch=2, epochs=1, verbose=0)  # traces the step
     model.fit(real, steps_per_epoch=2, epochs=1, verbose=0)  # fills the shuffle buffer
