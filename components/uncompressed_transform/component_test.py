@@ -155,3 +155,29 @@ def test_in_a_pipeline_the_records_are_tfxs_uncompressed_and_run_fn_gets_the_cod
     model_uri = executed["Trainer"].uri("model")
     with open(os.path.join(model_uri, "Format-Serving", CODEC_FILE)) as f:
         assert json.load(f) == {"codec": "NONE", "records": 24}
+
+
+def test_the_sink_writes_tfrecords_that_tensorflow_reads_and_checks(tmp_path):
+    """The framing and masked CRC-32C of the sink are TensorFlow's: tf.data verifies both."""
+    import apache_beam as beam
+
+    values = [b"", b"x", bytes(range(256)) * 700]
+    with beam.Pipeline() as p:
+        _ = (
+            p
+            | beam.Create(values)
+            | beam.io.Write(executor.UncompressedTFRecordSink(str(tmp_path / "out")))
+        )
+    (path,) = tf.io.gfile.glob(str(tmp_path / "out-*-of-*.tfrecord"))
+    with open(path, "rb") as f:
+        written = f.read()
+    reference = tmp_path / "reference"
+    with tf.io.TFRecordWriter(str(reference)) as writer:
+        for value in sorted(values):
+            writer.write(value)
+    assert sorted(r.numpy() for r in tf.data.TFRecordDataset(path)) == sorted(values)
+    assert len(written) == reference.stat().st_size
+    corrupted = tmp_path / "corrupted.tfrecord"
+    corrupted.write_bytes(written[:-1] + bytes([written[-1] ^ 1]))
+    with pytest.raises(tf.errors.DataLossError):
+        list(tf.data.TFRecordDataset(str(corrupted)))

@@ -7,7 +7,10 @@ cost Transform 5-7.5 ms of its 14.4 ms per image, and inflating it cost the Trai
 more than anything else it did (docs/benchmarks.md).
 
 The override point is that one static method: ``UncompressedTransformProcessor`` overrides
-``_EncodeAndWrite`` for TFRecords (Parquet goes to TFX's own), and nothing else. TFX's
+``_EncodeAndWrite`` for TFRecords (Parquet goes to TFX's own), and nothing else. Its sink
+writes the TFRecord framing itself with ``google_crc32c`` (hardware CRC, 0.006 ms per 155 KB
+record) where Beam's ``WriteToTFRecord`` without python-snappy falls back to crcmod (0.37 ms
+per record, measured here): the same bytes, checked by every TFRecord reader. TFX's
 ``Executor.Do`` builds its processor by module-level name (``TransformProcessor().Transform(
 ...)``), so ``Executor.Do`` binds that name to the subclass for the duration of TFX's ``Do``
 (where the Beam pipeline is built), then states the codec on the artifact. Analyzers, the
@@ -21,9 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 
 import apache_beam as beam
+import google_crc32c
 import pyarrow as pa
+from apache_beam import coders
+from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 from tfx.components.transform import executor as tfx_transform_executor
 from tfx.components.transform import labels
@@ -36,6 +43,33 @@ from data import compression
 # (Beam's and tfx_bsl's AUTO detection included) takes for a compressed file.
 OUTPUT_SUFFIX = ".tfrecord"
 TFX_GZIP_SUFFIX = ".gz"
+
+
+def _masked_crc32c(data: bytes) -> bytes:
+    """The TFRecord format's masked CRC-32C of ``data``, little-endian."""
+    crc = google_crc32c.value(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+class UncompressedTFRecordSink(filebasedsink.FileBasedSink):
+    """Uncompressed TFRecord shards ``<prefix>-SSSSS-of-NNNNN<suffix>`` of bytes records."""
+
+    def __init__(self, file_path_prefix: str, file_name_suffix: str = OUTPUT_SUFFIX):
+        super().__init__(
+            file_path_prefix=file_path_prefix,
+            coder=coders.BytesCoder(),
+            file_name_suffix=file_name_suffix,
+            num_shards=0,
+            shard_name_template=None,
+            mime_type="application/octet-stream",
+            compression_type=CompressionTypes.UNCOMPRESSED,
+        )
+
+    def write_encoded_record(self, file_handle, value: bytes) -> None:
+        length = struct.pack("<Q", len(value))
+        file_handle.write(length + _masked_crc32c(length))
+        file_handle.write(value)
+        file_handle.write(_masked_crc32c(value))
 
 
 class UncompressedTransformProcessor(tfx_transform_executor.TransformProcessor):
@@ -55,12 +89,7 @@ class UncompressedTransformProcessor(tfx_transform_executor.TransformProcessor):
             pcoll
             | "EncodeAndSerialize" >> beam.ParDo(to_examples(schema))
             | "ExtractExamples" >> beam.Values()
-            | "WriteToTFRecord"
-            >> beam.io.WriteToTFRecord(
-                output_path,
-                file_name_suffix=OUTPUT_SUFFIX,
-                compression_type=CompressionTypes.UNCOMPRESSED,
-            )
+            | "WriteToTFRecord" >> beam.io.Write(UncompressedTFRecordSink(output_path))
         )
 
 
