@@ -34,12 +34,21 @@ def _address(service: str) -> tuple[str, str]:
     return protocol, address
 
 
-def distribute(dataset: tf.data.Dataset, service: str) -> tf.data.Dataset:
-    """``dataset`` produced by the service's workers, each element once per iteration."""
+def distribute(
+    dataset: tf.data.Dataset, service: str, compression: str | None = None
+) -> tf.data.Dataset:
+    """``dataset`` produced by the service's workers, each element once per iteration.
+
+    ``compression``: None sends the uint8 batches as they are. tf.data's default ("AUTO",
+    snappy) shrank real crops to 0.77x but cost the receiving Trainer 0.12-0.18 CPU-ms per
+    image to uncompress (and the worker 0.25), against 0.19 for reading and parsing the records
+    itself: it would take back most of the CPU the service is there to save.
+    """
     return dataset.apply(
         tf.data.experimental.service.distribute(
             processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC,
             service=service if "://" in service else f"{PROTOCOL}://{service}",
+            compression=compression,
         )
     )
 

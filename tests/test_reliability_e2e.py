@@ -36,7 +36,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.core.util import event_pb2
 
-from data import image_check, imagenet_classes, records
+from data import compression, image_check, imagenet_classes, records
 from models.trainer import TrainerConfig
 from pipeline import configs, runs
 from tests.conftest import REPO, CliResult, file_digests, run_cli
@@ -382,9 +382,12 @@ def test_every_bad_record_is_quarantined_and_never_trained_on(chain, resumed):
         image_check.MISSING_IMAGE: 1,
     }
     assert report["splits"]["validation"]["reasons"] == {"class absent from training": 1}
-    examples = _run_components(chain.root)[2]["Trainer"].inputs["examples"][0].uri
-    assert _count(os.path.join(examples, "Split-train", "*.gz"), "GZIP") == SAMPLE_TRAIN
-    assert _count(os.path.join(examples, "Split-validation", "*.gz"), "GZIP") == SAMPLE_VALIDATION
+    # What the Trainer read: the transformed examples, in the codec their artifact records.
+    (examples,) = _run_components(chain.root)[2]["Trainer"].inputs["examples"]
+    codec = compression.compression_type_of(examples)
+    assert codec == ""  # UncompressedTransform's
+    assert _count(os.path.join(examples.uri, "Split-train", "*"), codec) == SAMPLE_TRAIN
+    assert _count(os.path.join(examples.uri, "Split-validation", "*"), codec) == SAMPLE_VALIDATION
 
 
 def test_a_model_that_fails_the_gate_leaves_the_served_model_intact(
