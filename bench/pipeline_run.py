@@ -94,6 +94,7 @@ def _main(spec: dict) -> dict:
     from tfx.orchestration import pipeline as tfx_pipeline
 
     from data import bundled, records
+    from models.config import TransformConfig
     from pipeline import metadata, presets
     from pipeline.pipeline import create_pipeline
 
@@ -101,6 +102,8 @@ def _main(spec: dict) -> dict:
     os.makedirs(root, exist_ok=True)
     given = {
         "transform.record_format": (records.BUILD_IMAGENET.name, "bench"),
+        # The sampling that full ImageNet runs with, not the sample preset's every image.
+        "transform.analyzer_sample_one_in": (TransformConfig.analyzer_sample_one_in, "bench"),
         "trainer.train_steps": (spec["train_steps"], "bench"),
     }
     if spec["batch_size"]:

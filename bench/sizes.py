@@ -1,8 +1,8 @@
 """``bench sizes``: what Transform and the Trainer write, per unit of what they were given.
 
-* Transformed bytes per image / input JPEG bytes per image: the GZIP TFRecords Transform writes
-  (a serialized uint8 227x227x3 crop, the pixel statistics and labels per record) against the
-  encoded images it read.
+* Transformed bytes per image / input JPEG bytes per image: the uncompressed TFRecords
+  Transform writes (the raw bytes of a uint8 227x227x3 crop, the pixel statistics and labels
+  per record) against the encoded images it read.
 * Pushed SavedModel bytes / float32 weight bytes: the Trainer's serving model (what the Pusher
   copies: weights, the Transform graph, three signatures) against 4 bytes per model variable.
 

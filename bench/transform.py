@@ -1,12 +1,15 @@
 """``bench transform``: the Transform component's throughput and memory, against the decode
 limit.
 
-* **Throughput**: images/s through the real Transform component (ExampleGen -> Quarantine ->
-  Transform, one Beam worker, in memory) divided by the images/s of a single-thread tf.data
-  pipeline doing the per-image work of Transform's transform pass (decode, central square,
-  resize, crop, serialize: ``preprocess_image``) on the same records: the decode limit of one
-  worker. tf.Transform reads the training split twice (analyzers, then transform), so the
-  ratio stays below ~0.5 unless the analysis pass is much cheaper than the transform pass.
+* **Throughput**: images per CPU-second through the real Transform component (ExampleGen ->
+  Quarantine -> Transform, one Beam worker, in memory; the process's CPU time, all threads)
+  divided by the images per CPU-second of a single-thread tf.data pipeline doing the per-image
+  work of Transform's transform pass (decode, central square, resize, crop, raw bytes:
+  ``preprocess_image``, ``raw_bytes``) on the same records: the decode limit. Per CPU-second,
+  because the component uses both cores of this machine while the limit uses one, and because
+  it holds up when others share the machine; the wall-clock ratio is reported too.
+  tf.Transform reads the training split twice (analyzers, then transform); the analysis pass
+  decodes only the images it samples (``analyzer_sample_one_in``).
 * **Marginal rate**: Transform runs on N/10 and on N images; (N - N/10) / (t(N) - t(N/10))
   removes the costs that do not grow with the data (tracing, Beam set-up, the SavedModel).
 * **Memory**: peak RSS of a process that executes only the Transform (upstream components are
@@ -43,8 +46,8 @@ class Rate:
 
 
 def decode_limit(data_root: str) -> Rate:
-    """Single-thread tf.data over ``data_root``'s records: parse, ``preprocess_image``,
-    serialize, as Transform's transform pass does for each image."""
+    """Single-thread tf.data over ``data_root``'s records: parse, ``preprocess_image``, raw
+    bytes, as Transform's transform pass does for each image."""
     import tensorflow as tf
 
     from data import records
@@ -57,8 +60,10 @@ def decode_limit(data_root: str) -> Rate:
     files = [path for split in records.SPLITS for path in records.split_files(data_root, split)]
     spec = {image_key: tf.io.FixedLenFeature([], tf.string)}
     dataset = tf.data.TFRecordDataset(files).map(
-        lambda r: tf.io.serialize_tensor(
-            pp.preprocess_image(tf.io.parse_single_example(r, spec)[image_key], resize, stored)
+        lambda r: pp.raw_bytes(
+            pp.preprocess_image(tf.io.parse_single_example(r, spec)[image_key], resize, stored)[
+                tf.newaxis
+            ]
         )
     )
     options = tf.data.Options()
@@ -115,9 +120,10 @@ def main(args) -> int:
         ),
         f"Transform marginal rate ({small} -> {large} images): {marginal.per_second:.1f} "
         f"images/s, {marginal.per_cpu_second:.1f} images per CPU-second",
-        f"ratio to the decode limit: {marginal.per_second / limit.per_second:.3f} marginal, "
-        f"{rates[large].per_second / limit.per_second:.3f} at {large} images; per CPU-second "
-        f"{marginal.per_cpu_second / limit.per_cpu_second:.3f} (target >= 0.7)",
+        f"ratio to the decode limit per CPU-second: "
+        f"{marginal.per_cpu_second / limit.per_cpu_second:.3f} marginal, "
+        f"{rates[large].per_cpu_second / limit.per_cpu_second:.3f} at {large} images "
+        f"(target >= 0.7); wall clock {marginal.per_second / limit.per_second:.3f} marginal",
         f"peak RSS growth {small} -> {large} images: {rss[large] / rss[small]:.2f}x "
         "(target <= 1.2x, <= 2 GiB)",
     ]
@@ -126,12 +132,15 @@ def main(args) -> int:
         lines,
         {
             "images": [small, large],
-            "ratio": marginal.per_second / limit.per_second,
-            "ratio_at_n": rates[large].per_second / limit.per_second,
-            "cpu_ratio": marginal.per_cpu_second / limit.per_cpu_second,
+            "ratio": marginal.per_cpu_second / limit.per_cpu_second,
+            "ratio_at_n": rates[large].per_cpu_second / limit.per_cpu_second,
+            "wall_ratio": marginal.per_second / limit.per_second,
+            "wall_ratio_at_n": rates[large].per_second / limit.per_second,
             "images_per_s": rates[large].per_second,
             "marginal_images_per_s": marginal.per_second,
+            "marginal_images_per_cpu_s": marginal.per_cpu_second,
             "decode_limit_images_per_s": limit.per_second,
+            "decode_limit_images_per_cpu_s": limit.per_cpu_second,
             "peak_rss_mib": [rss[small] / output.MIB, rss[large] / output.MIB],
             "rss_growth": rss[large] / rss[small],
         },

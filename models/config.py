@@ -34,6 +34,16 @@ class TransformConfig:
     resize_size: int = 256  # the shorter side is scaled to this; the central square is kept
     crop_size: int = 227  # the model's input side
     store_full_region: bool = False  # store the resize_size² square, not the central crop
+    # The pixel statistics (normalisation, PCA lighting) from the training images whose bytes
+    # hash to bucket 0 of k: the analysis pass decodes ~1/k of them (docs/benchmarks.md has the
+    # measured deviation from the full pass). 1: every image.
+    analyzer_sample_one_in: int = 8
+
+    def __post_init__(self):
+        if self.analyzer_sample_one_in < 1:
+            raise ValueError(
+                f"analyzer_sample_one_in must be >= 1, got {self.analyzer_sample_one_in}"
+            )
 
     @classmethod
     def for_model(cls, model: str, **values) -> TransformConfig:
@@ -70,6 +80,10 @@ class TrainerConfig:
     xla: bool = False
     checkpoint_root: str | None = None  # where BackupAndRestore state survives crashes
     seed: int = 0
+    # Host input (models.input_pipeline): hold the decoded training images in RAM after the
+    # first epoch; or run the training input on tf.data service workers (grpc://HOST:PORT).
+    cache_dataset: bool = False
+    data_service: str | None = None
 
     def __post_init__(self):
         entry = catalog.get(self.model)

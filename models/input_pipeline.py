@@ -1,10 +1,16 @@
-"""The Trainer's input: transformed records -> (augmented) float image batches and labels.
+"""The Trainer's host input: transformed records -> uint8 image batches and labels.
 
-Plain tf.data, testable without TFX. Training and evaluation preprocessing sit side by side so
-their differences are visible: training takes a random crop (when Transform stored the larger
-region), a random horizontal flip and the paper's PCA lighting noise; evaluation and serving
-take the center crop. Images stay in 0..255: the model normalises them itself, so the exported
-model needs nothing from this module but ``decode_stored`` and ``eval_crop``.
+Plain tf.data, testable without TFX. The host only reads and parses; everything per pixel
+beyond that (crop, mirror, PCA lighting, cast, normalisation) is the model's first layer
+(``models.augmentation``), on the accelerator:
+
+    parallel reads, large buffers -> [cache] -> shuffle -> batch -> parse_example
+    -> one decode_raw per batch -> (uint8 [N, S, S, 3], int64 [N])
+
+No per-image op, no float32 and no randomness beyond the shuffle on the host. Training reads
+in whatever order the parallel reads deliver (``deterministic=False``); evaluation keeps the
+order. Every op is a TensorFlow kernel (no Python function in the graph), so the same dataset
+runs on tf.data service workers (``data_service``: ``models.data_service``).
 """
 
 from __future__ import annotations
@@ -13,115 +19,135 @@ import tensorflow as tf
 
 from models import preprocessing as pp
 
-
-def decode_stored(
-    serialized: tf.Tensor, stored_size: int, mirror: tf.Tensor | None = None
-) -> tf.Tensor:
-    """Serialized uint8 crops [N] -> float32 images [N, stored_size, stored_size, 3].
-
-    ``mirror`` [N] bool flips those images left-right on the way, each while still uint8: next
-    to free, where a select over the float32 batch cost more than half of the whole input
-    (docs/benchmarks.md).
-    """
-    spec = tf.TensorSpec([stored_size, stored_size, 3], tf.uint8)
-    if mirror is None:
-        images = tf.map_fn(
-            lambda s: tf.io.parse_tensor(s, tf.uint8), serialized, fn_output_signature=spec
-        )
-    else:
-
-        def decode(args):
-            image = tf.io.parse_tensor(args[0], tf.uint8)
-            return tf.cond(args[1], lambda: tf.reverse(image, axis=[1]), lambda: image)
-
-        images = tf.map_fn(decode, (serialized, mirror), fn_output_signature=spec)
-    return tf.cast(images, tf.float32)
+# The transformed features the Trainer reads; the statistics are constants of the model.
+FEATURE_SPEC = {
+    pp.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+    pp.CLASS_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
+}
+READ_BUFFER_BYTES = 8 << 20  # per file read in parallel: fewer, larger reads
+SHUFFLE_BUFFER = 1024  # images, before batching
+CACHE_BATCH = 256  # records parsed together on the way into the RAM cache
 
 
-def eval_crop(images: tf.Tensor, crop_size: int) -> tf.Tensor:
-    """Evaluation and serving: the central crop (a no-op when Transform stored the crop)."""
-    return pp.center_crop(images, crop_size)
+def parse_batch(serialized: tf.Tensor, stored_size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """[N] serialized transformed tf.Examples -> (uint8 [N, S, S, 3], int64 [N])."""
+    features = tf.io.parse_example(serialized, FEATURE_SPEC)
+    return pp.decode_raw(features[pp.IMAGE_KEY], stored_size), features[pp.CLASS_INDEX_KEY]
 
 
-def random_crop(images: tf.Tensor, crop_size: int, seed: int | None = None) -> tf.Tensor:
-    """An independent random ``crop_size``² window per image."""
-    if images.shape[1] == crop_size:
-        return images
-    channels = images.shape[-1]
-    return tf.map_fn(
-        lambda image: tf.image.random_crop(image, [crop_size, crop_size, channels], seed=seed),
-        images,
+def read_records(
+    file_pattern: str | list[str],
+    compression_type: str,
+    training: bool,
+    seed: int | None = None,
+    num_parallel_reads: int | None = tf.data.AUTOTUNE,
+) -> tf.data.Dataset:
+    """The serialized records of ``file_pattern``, files in shuffled order when training."""
+    files = tf.data.Dataset.list_files(file_pattern, shuffle=training, seed=seed)
+    return tf.data.TFRecordDataset(
+        files,
+        compression_type=compression_type,
+        buffer_size=READ_BUFFER_BYTES,
+        num_parallel_reads=num_parallel_reads,
     )
 
 
-def random_mirror(serialized: tf.Tensor, seed: int | None = None) -> tf.Tensor:
-    """[N] bool: which images of the batch to flip left-right, each with probability 1/2."""
-    return tf.random.uniform(tf.shape(serialized), seed=seed) < 0.5
+def _options(training: bool) -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = not training
+    return options
 
 
-def pca_lighting(
-    images: tf.Tensor,
-    eigval: tf.Tensor,
-    eigvec: tf.Tensor,
-    std: float,
+def epoch_dataset(
+    file_pattern: str | list[str],
+    batch_size: int,
+    stored_size: int,
+    compression_type: str,
+    training: bool,
+    shuffle_buffer: int = SHUFFLE_BUFFER,
     seed: int | None = None,
-) -> tf.Tensor:
-    """The paper's lighting noise: add [p1 p2 p3][a1 s1, a2 s2, a3 s3]^T to every pixel.
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """One pass over the records as parsed uint8 batches (what a tf.data service worker runs)."""
+    dataset = read_records(file_pattern, compression_type, training, seed)
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    return (
+        dataset.batch(batch_size, drop_remainder=drop_remainder)
+        .map(
+            lambda s: parse_batch(s, stored_size),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=not training,
+        )
+        .with_options(_options(training))
+    )
 
-    ``eigval`` [N, 3] and ``eigvec`` [N, 9] (columns p_i, row-major) come from the RGB
-    covariance of the training set; a_i ~ N(0, std) is drawn once per image. The paper writes
-    the eigenvalue l_i where s_i stands here; that only has the right size for some pixel
-    scale, so, as the common reimplementations do (cuda-convnet's successors, fb.resnet.torch),
-    s_i = sqrt(l_i) is used: the standard deviation along p_i, which scales with the pixels.
-    On the 0..255 scale, l_i itself would shift colours by hundreds of levels.
-    """
-    if std == 0:
-        return images
-    alpha = tf.random.normal(tf.shape(eigval), stddev=std, seed=seed)
-    vectors = tf.reshape(eigvec, [-1, 3, 3])
-    shift = tf.einsum("nij,nj->ni", vectors, alpha * tf.sqrt(tf.maximum(eigval, 0.0)))
-    return images + shift[:, tf.newaxis, tf.newaxis, :]
+
+def _cached(
+    file_pattern, stored_size: int, compression_type: str, training: bool, seed
+) -> tf.data.Dataset:
+    """Decoded (image, label) pairs, read and parsed once, then held in RAM."""
+    return (
+        read_records(file_pattern, compression_type, training, seed)
+        .batch(CACHE_BATCH)
+        .map(lambda s: parse_batch(s, stored_size), num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .cache()
+    )
 
 
 def make_dataset(
     file_pattern: str | list[str],
-    feature_spec: dict,
     batch_size: int,
-    crop_size: int,
     stored_size: int,
+    compression_type: str,
     training: bool,
-    lighting_std: float = 0.1,
-    shuffle_buffer: int = 1024,
+    shuffle_buffer: int = SHUFFLE_BUFFER,
     seed: int | None = None,
+    cache: bool = False,
+    data_service: str | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (images [N, crop, crop, 3] float32 0..255, class indices [N] int64).
+    """Batches of (uint8 images [N, S, S, 3], class indices [N] int64), S = ``stored_size``.
 
-    Training repeats forever and drops the last partial batch (steps are counted by the
-    Trainer); evaluation makes one pass.
+    ``compression_type`` is tf.data's ("" or "GZIP"), from the examples artifact
+    (``data.compression``). Training repeats forever; evaluation makes one pass and keeps the
+    last partial batch. Training batches are full, except through ``data_service``, where each
+    worker's last batch of an epoch may be partial (every element is seen once per epoch).
+
+    ``cache``: hold the decoded images in RAM after the first epoch (S * S * 3 bytes per
+    image: 154,587 at 227, so 10,000 images take 1.5 GB); later epochs only shuffle and
+    batch. ``data_service`` (``grpc://HOST:PORT``, a tf.data service dispatcher): training
+    input runs on the service's workers, dynamically sharded (``models.data_service``).
     """
-    files = tf.data.Dataset.list_files(file_pattern, shuffle=training, seed=seed)
-    dataset = tf.data.TFRecordDataset(
-        files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE
-    )
+    if data_service and training:
+        from models import data_service as service
+
+        if cache:
+            raise ValueError("cache and data_service do not combine: workers read once per epoch")
+        per_epoch = epoch_dataset(
+            file_pattern, batch_size, stored_size, compression_type, True, shuffle_buffer, seed
+        )
+        # The repeat inside: one job for the whole training, each epoch's files handed out
+        # afresh (a repeat outside would start a job per epoch, each waiting for workers).
+        return service.distribute(per_epoch.repeat(), data_service).prefetch(tf.data.AUTOTUNE)
+
+    if cache:
+        dataset = _cached(file_pattern, stored_size, compression_type, training, seed)
+        if training:
+            dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
+        dataset = dataset.batch(batch_size, drop_remainder=training)
+        return dataset.with_options(_options(training)).prefetch(tf.data.AUTOTUNE)
+
+    dataset = read_records(file_pattern, compression_type, training, seed)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=training)
-
-    def parse(serialized):
-        features = tf.io.parse_example(serialized, feature_spec)
-        serialized = features[pp.IMAGE_KEY]
-        if training:
-            images = decode_stored(serialized, stored_size, random_mirror(serialized, seed))
-            images = random_crop(images, crop_size, seed)
-            images = pca_lighting(
-                images,
-                features[pp.RGB_EIGVAL_KEY],
-                features[pp.RGB_EIGVEC_KEY],
-                lighting_std,
-                seed,
-            )
-        else:
-            images = eval_crop(decode_stored(serialized, stored_size), crop_size)
-        return images, features[pp.CLASS_INDEX_KEY]
-
-    return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return (
+        dataset.batch(batch_size, drop_remainder=training)
+        .map(
+            lambda s: parse_batch(s, stored_size),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=not training,
+        )
+        .with_options(_options(training))
+        .prefetch(tf.data.AUTOTUNE)
+    )

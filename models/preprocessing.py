@@ -8,13 +8,18 @@ the exported model, so serving decodes and crops exactly as training data was. C
   default: smallest records) or the whole square (``store_full_region``: the Trainer then takes
   the paper's random crops). Cropping the central square *before* resizing is the same mapping
   and never resizes pixels that are thrown away.
-* **Storage**: the crop is stored as a serialized uint8 tensor (one bytes feature): float32
-  pixels would make the transformed data 4x larger and Transform slower (docs/benchmarks.md);
-  normalisation to zero mean / unit variance happens in the model instead.
-* **Analyzers**: full-pass statistics over the training split give the per-channel RGB mean and
-  standard deviation (for normalisation) and the RGB covariance's eigen-decomposition (for the
-  paper's PCA lighting augmentation). They are emitted as per-example features: 72 bytes next
-  to a 154,587-byte image, and the Trainer reads them without re-running the analysis.
+* **Storage**: the crop is stored as its raw uint8 bytes, row-major [S, S, 3] (one bytes
+  feature, no header), so the Trainer decodes a whole batch with one ``tf.io.decode_raw``.
+  float32 pixels would make the transformed data 4x larger and Transform slower
+  (docs/benchmarks.md); normalisation to zero mean / unit variance happens in the model.
+* **Analyzers**: statistics over the training split give the per-channel RGB mean and standard
+  deviation (for normalisation) and the RGB covariance's eigen-decomposition (for the paper's
+  PCA lighting augmentation). They are emitted as per-example features: 72 bytes next to a
+  154,587-byte image, and the Trainer reads them without re-running the analysis. With
+  ``analyzer_sample_one_in`` = k > 1 they are measured on a deterministic sample, the images
+  whose encoded bytes hash (``tf.strings.to_hash_bucket_fast``) to bucket 0 of k: only those
+  are decoded in the analysis pass (tf.Transform's first pass over the split, which otherwise
+  decodes every image a second time); the others are skipped inside each batch.
 * **Classes**: the label becomes its synset, and ``class_index`` is the synset's position in a
   vocabulary of the classes present in the training split, so the model has as many outputs as
   the data has classes. Validation classes unseen in training map to -1 (the Quarantine
@@ -30,14 +35,18 @@ from data import imagenet_classes, records
 from models.config import parse_transform_custom_config
 
 # Transformed feature keys: the Trainer, the serving signatures and TFMA read these.
-IMAGE_KEY = "image"  # serialized uint8 tensor [stored_size, stored_size, 3]
+IMAGE_KEY = "image"  # raw bytes of the uint8 [stored_size, stored_size, 3] crop
 CLASS_INDEX_KEY = "class_index"  # int64 position in the classes vocabulary
 SYNSET_KEY = "synset"  # e.g. b"n02123045"; TFMA slices on it
 RGB_MEAN_KEY = "rgb_mean"  # [3] training-set channel means, 0..255 scale
 RGB_STD_KEY = "rgb_std"  # [3] channel standard deviations
 RGB_EIGVAL_KEY = "rgb_eigval"  # [3] eigenvalues of the RGB covariance
 RGB_EIGVEC_KEY = "rgb_eigvec"  # [9] eigenvectors (columns), row-major 3x3
+RGB_STATISTICS_IMAGES_KEY = "rgb_statistics_images"  # [1] how many images they measured
 CLASSES_VOCABULARY = "classes"
+# The statistics of a split too small to have a sampled image: neutral, not guessed.
+NEUTRAL_MEAN = 127.5
+NEUTRAL_STD = 64.0
 
 
 def decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
@@ -81,19 +90,63 @@ def _dense_column(tensor) -> tf.Tensor:
     return tf.reshape(tensor, [-1])
 
 
+def raw_bytes(images: tf.Tensor) -> tf.Tensor:
+    """uint8 images [N, S, S, 3] -> [N] strings, each the raw bytes of one image.
+
+    TensorFlow has no inverse of ``decode_raw``; ``serialize_tensor`` of the whole batch puts
+    the pixels, row-major, at the end of one TensorProto (its ``tensor_content``, the last field
+    written), and one broadcast ``substr`` cuts them into images.
+    """
+    count = tf.shape(images)[0]
+    size = tf.reduce_prod(tf.shape(images)[1:])
+    serialized = tf.io.serialize_tensor(images)
+    start = tf.strings.length(serialized) - count * size
+    return tf.strings.substr(serialized, start + tf.range(count) * size, tf.fill([count], size))
+
+
+def decode_raw(serialized: tf.Tensor, stored_size: int) -> tf.Tensor:
+    """[N] strings of ``raw_bytes`` -> uint8 [N, stored_size, stored_size, 3]: one op.
+
+    A record of another length fails: ``decode_raw`` refuses strings of unequal lengths, and
+    the reshape to exactly N images refuses a common length that is not S * S * 3.
+    """
+    return tf.reshape(
+        tf.io.decode_raw(serialized, tf.uint8),
+        [tf.shape(serialized)[0], stored_size, stored_size, 3],
+    )
+
+
+def analyzer_sample(encoded: tf.Tensor, one_in: int) -> tf.Tensor:
+    """[N] bool: the images the analyzers measure, about 1 in ``one_in``, chosen by a
+    fingerprint of the encoded bytes (FarmHash: the same on every machine and run)."""
+    if one_in == 1:
+        return tf.ones_like(encoded, tf.bool)
+    return tf.equal(tf.strings.to_hash_bucket_fast(encoded, one_in), 0)
+
+
 def _pixel_statistics(images: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Training-set channel mean/std and covariance eigenpairs, as full-pass analyzers.
+    """Training-set channel mean/std and covariance eigenpairs, as analyzers over ``images``.
 
     Every image contributes the same number of pixels, so the mean of per-image moments is
-    the moment over all pixels of the split.
+    the moment over all pixels of the images measured. A split so small that no image was
+    sampled (fewer images than ``analyzer_sample_one_in``, roughly) gets neutral statistics
+    instead, mean 127.5 and standard deviation 64 in each channel, uncorrelated, and
+    ``RGB_STATISTICS_IMAGES_KEY`` = 0 says so (the Trainer logs it).
     """
     pixels = tf.reshape(tf.cast(images, tf.float32), [tf.shape(images)[0], -1, 3])
     first = tf.reduce_mean(pixels, axis=1)  # [B, 3]
     second = tf.einsum("bpi,bpj->bij", pixels, pixels) / tf.cast(tf.shape(pixels)[1], tf.float32)
-    mean = tft.mean(first, reduce_instance_dims=False)
-    covariance = tft.mean(second, reduce_instance_dims=False) - tf.einsum("i,j->ij", mean, mean)
+    count = tft.size(first[:, 0])  # images measured (tft.size counts elements, not batches)
+    measured = count > 0
+    mean = tf.where(measured, tft.mean(first, reduce_instance_dims=False), NEUTRAL_MEAN)
+    covariance = tf.where(
+        measured,
+        tft.mean(second, reduce_instance_dims=False) - tf.einsum("i,j->ij", mean, mean),
+        tf.eye(3) * NEUTRAL_STD**2,
+    )
     eigval, eigvec = tf.linalg.eigh(covariance)
     return {
+        RGB_STATISTICS_IMAGES_KEY: tf.reshape(count, [1]),
         RGB_MEAN_KEY: mean,
         RGB_STD_KEY: tf.sqrt(tf.linalg.diag_part(covariance)),
         RGB_EIGVAL_KEY: eigval,
@@ -116,23 +169,39 @@ def _synset(class_index: tf.Tensor) -> tf.Tensor:
 def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """tf.Transform entry point (referenced by import path from the pipeline).
 
-    ``custom_config`` is ``models.config.transform_custom_config``'s.
+    ``custom_config`` is ``models.config.transform_custom_config``'s; with
+    ``analyzer_sample_one_in`` = k > 1 the pixel statistics are measured on the hash-sampled
+    ~1/k of the training images.
     """
     config = parse_transform_custom_config(custom_config)
     record_format = records.get_format(config.record_format)
     resize_size, stored = config.resize_size, config.stored_size
 
+    one_in = config.analyzer_sample_one_in
+
+    def preprocess_all(encoded_images):
+        return tf.map_fn(
+            lambda image: preprocess_image(image, resize_size, stored),
+            encoded_images,
+            fn_output_signature=tf.TensorSpec([stored, stored, 3], tf.uint8),
+        )
+
     encoded = _dense_column(inputs[record_format.image_key])
-    images = tf.map_fn(
-        lambda image: preprocess_image(image, resize_size, stored),
-        encoded,
-        fn_output_signature=tf.TensorSpec([stored, stored, 3], tf.uint8),
-    )
     batch_size = tf.shape(encoded)[0]
+    # Each image straight to its bytes: a batch of uint8 images, then its serialization and
+    # the cut, would hold three copies of a batch (Beam's batches reach 1000 images, 155 MB).
     outputs = {
-        IMAGE_KEY: tf.map_fn(tf.io.serialize_tensor, images, fn_output_signature=tf.string),
+        IMAGE_KEY: tf.map_fn(
+            lambda image: raw_bytes(preprocess_image(image, resize_size, stored)[tf.newaxis])[0],
+            encoded,
+            fn_output_signature=tf.TensorSpec([], tf.string),
+        )
     }
-    for key, value in _pixel_statistics(images).items():
+    # A decode of its own for the analyzers: tf.Transform's analysis pass runs only what the
+    # analyzers need, so it decodes the sampled images alone; the transform pass, which needs
+    # only the outputs, decodes every image once.
+    measured = preprocess_all(tf.boolean_mask(encoded, analyzer_sample(encoded, one_in)))
+    for key, value in _pixel_statistics(measured).items():
         outputs[key] = tf.tile(value[tf.newaxis], [batch_size, 1])
 
     outputs[SYNSET_KEY] = synset = _synset(

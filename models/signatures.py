@@ -17,7 +17,6 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from data import imagenet_classes, records
-from models import input_pipeline
 from models import preprocessing as pp
 
 TOP_K = 5
@@ -38,10 +37,10 @@ def make_serving_signatures(
     model,
     tf_transform_output: tft.TFTransformOutput,
     record_format: str,
-    crop_size: int,
     stored_size: int,
 ) -> dict:
-    """The signatures to pass to ``model.save``; ``model`` maps 0..255 images to logits."""
+    """The signatures to pass to ``model.save``; ``model`` maps the stored uint8 regions
+    [N, S, S, 3] to logits, taking the central crop itself when not training."""
     fmt = records.get_format(record_format)
     # Tracked by the model so the Transform graph and its assets are saved with it.
     model.tft_layer = tf_transform_output.transform_features_layer()
@@ -53,8 +52,8 @@ def make_serving_signatures(
 
     def predict(raw_features):
         transformed = model.tft_layer(raw_features)
-        images = input_pipeline.decode_stored(transformed[pp.IMAGE_KEY], stored_size)
-        logits = model(input_pipeline.eval_crop(images, crop_size), training=False)
+        images = pp.decode_raw(transformed[pp.IMAGE_KEY], stored_size)
+        logits = model(images, training=False)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
         top = tf.math.top_k(probabilities, k=top_k)
         return {

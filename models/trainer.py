@@ -6,6 +6,11 @@ PCA lighting: every value comes from the Trainer's ``custom_config``
 (``models.config.TrainerConfig``, with the ``TransformConfig`` its input was made with).
 Distribution, mixed precision and XLA are switches of the same config.
 
+The host input only reads and parses uint8 batches (``models.input_pipeline``); the model's
+first layer crops, flips, lights and normalises them on the accelerator
+(``models.augmentation``). The TFRecord codec comes from the examples artifact, through
+``components.codec_trainer`` (``fn_args.examples_compression``).
+
 Resuming: a re-run of the pipeline after a crash is a new TFX execution with new output
 directories, so ``BackupAndRestore`` keeps its state under ``checkpoint_root`` in a directory
 keyed by the training inputs and config. The same run resumes where it stopped; any change of
@@ -25,7 +30,8 @@ import tensorflow_transform as tft
 import tf_keras
 from absl import logging
 
-from models import catalog, input_pipeline, metric_names, signatures
+from data import compression
+from models import augmentation, catalog, input_pipeline, metric_names, signatures
 from models import preprocessing as pp
 from models.config import TrainerConfig, TransformConfig, parse_trainer_custom_config
 
@@ -45,27 +51,60 @@ def make_strategy(distribution: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def pixel_statistics(file_pattern, feature_spec: dict) -> dict[str, tf.Tensor]:
-    """The training-set statistics Transform attached to every record (read from the first)."""
+STATISTICS_KEYS = (pp.RGB_MEAN_KEY, pp.RGB_STD_KEY, pp.RGB_EIGVAL_KEY, pp.RGB_EIGVEC_KEY)
+
+
+def pixel_statistics(file_pattern, compression_type: str) -> dict[str, np.ndarray]:
+    """The training-set statistics Transform attached to every record (read from the first).
+
+    ``compression_type``: tf.data's, from the examples artifact (``data.compression``).
+    """
     files = (
         tf.io.gfile.glob(file_pattern)
         if isinstance(file_pattern, str)
         else [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
     )
-    first = next(iter(tf.data.TFRecordDataset(sorted(files)[:1], compression_type="GZIP")))
-    features = tf.io.parse_single_example(first, feature_spec)
-    return {key: features[key] for key in (pp.RGB_MEAN_KEY, pp.RGB_STD_KEY)}
+    first = next(iter(tf.data.TFRecordDataset(sorted(files)[:1], compression_type)))
+    spec = {
+        pp.RGB_MEAN_KEY: tf.io.FixedLenFeature([3], tf.float32),
+        pp.RGB_STD_KEY: tf.io.FixedLenFeature([3], tf.float32),
+        pp.RGB_EIGVAL_KEY: tf.io.FixedLenFeature([3], tf.float32),
+        pp.RGB_EIGVEC_KEY: tf.io.FixedLenFeature([9], tf.float32),
+    }
+    spec[pp.RGB_STATISTICS_IMAGES_KEY] = tf.io.FixedLenFeature([1], tf.int64)
+    features = tf.io.parse_single_example(first, spec)
+    statistics = {key: features[key].numpy() for key in STATISTICS_KEYS}
+    if not all(np.all(np.isfinite(v)) for v in statistics.values()):
+        raise ValueError(f"Transform's pixel statistics are not finite: {statistics}")
+    measured = int(features[pp.RGB_STATISTICS_IMAGES_KEY][0])
+    if measured == 0:
+        logging.warning(
+            "Transform sampled no training image for the pixel statistics (a split smaller "
+            "than its analyzer_sample_one_in): normalising with neutral ones, mean %s, std %s",
+            pp.NEUTRAL_MEAN,
+            pp.NEUTRAL_STD,
+        )
+    else:
+        logging.info("Pixel statistics of %d training images: %s", measured, statistics)
+    return statistics
 
 
-def build_model(config: TrainerConfig, num_classes: int, rgb_mean, rgb_std) -> tf_keras.Model:
-    """0..255 RGB images -> float32 logits: normalisation, then the selected network."""
+def build_model(
+    transform: TransformConfig, config: TrainerConfig, num_classes: int, statistics: dict
+) -> tf_keras.Model:
+    """uint8 stored regions -> float32 logits: augmentation (in training) and normalisation
+    (``models.augmentation.Augment``), then the selected network."""
     entry = catalog.get(config.model)
-    crop = entry.crop_size
-    inputs = tf_keras.Input([crop, crop, 3], name="image")
-    normalized = tf_keras.layers.Normalization(
-        mean=list(map(float, rgb_mean)),
-        variance=[float(s) ** 2 for s in rgb_std],
-        name="normalize",
+    side = transform.stored_size
+    inputs = tf_keras.Input([side, side, 3], dtype="uint8", name="image")
+    normalized = augmentation.Augment(
+        crop_size=entry.crop_size,
+        rgb_mean=statistics[pp.RGB_MEAN_KEY],
+        rgb_std=statistics[pp.RGB_STD_KEY],
+        rgb_eigval=statistics[pp.RGB_EIGVAL_KEY],
+        rgb_eigvec=statistics[pp.RGB_EIGVEC_KEY],
+        lighting_std=config.lighting_std,
+        name="augment",
     )(inputs)
     network = entry.build(
         num_classes=num_classes,
@@ -122,10 +161,10 @@ def needs_record_count(config: TrainerConfig) -> bool:
     return config.train_steps is None or config.steps_per_epoch is None
 
 
-def count_records(file_patterns: list[str], compression: str) -> int:
-    """The records in the files, read through (the split's size, for epochs)."""
-    files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
-    dataset = tf.data.TFRecordDataset(files, compression_type=compression, num_parallel_reads=8)
+def count_records(file_patterns: list[str], compression_type: str) -> int:
+    """The records in the files, read through: the training split's size, for epochs. On full
+    ImageNet that is one more pass over the data, before 90 (docs/scaling.md)."""
+    dataset = input_pipeline.read_records(file_patterns, compression_type, training=False)
     return int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
 
 
@@ -144,36 +183,55 @@ def make_dataset(
     transform: TransformConfig,
     config: TrainerConfig,
     files: list[str],
-    feature_spec: dict,
+    compression_type: str,
     training: bool,
 ) -> tf.data.Dataset:
-    """The Trainer's input over transformed ``files``: ``transform``'s geometry, ``config``'s
-    batch size, lighting and seed (``bench input`` measures exactly this)."""
+    """The Trainer's host input over transformed ``files``: uint8 regions of ``transform``'s
+    stored size in batches of ``config``'s (``bench input`` measures exactly this).
+    ``compression_type``: tf.data's, from the examples artifact."""
     return input_pipeline.make_dataset(
         files,
-        feature_spec,
         batch_size=config.batch_size,
-        crop_size=transform.crop_size,
         stored_size=transform.stored_size,
+        compression_type=compression_type,
         training=training,
-        lighting_std=config.lighting_std,
         seed=config.seed,
+        cache=config.cache_dataset,
+        data_service=config.data_service if training else None,
     )
+
+
+def examples_compression_type(fn_args) -> str:
+    """tf.data's ``compression_type`` of the examples, as their artifact records it.
+
+    ``components.codec_trainer``'s executor reads the artifact's ``compression`` property into
+    ``fn_args.examples_compression``; a plain TFX Trainer cannot, and run_fn will not guess.
+    """
+    codec = getattr(fn_args, "examples_compression", None)
+    if codec is None:
+        raise ValueError(
+            "fn_args has no examples_compression: run this run_fn with "
+            "components.codec_trainer.component.CodecTrainer, which reads the TFRecord codec "
+            "from the examples artifact"
+        )
+    return compression.tf_compression_type(codec)
 
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (referenced by import path from the pipeline)."""
     transform, config = parse_trainer_custom_config(fn_args.custom_config)
-    records = count_records(fn_args.train_files, "GZIP") if needs_record_count(config) else None
+    compression_type = examples_compression_type(fn_args)
+    records = (
+        count_records(fn_args.train_files, compression_type) if needs_record_count(config) else None
+    )
     plan = schedule(config, records)
     tf_keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
         tf_keras.mixed_precision.set_global_policy(config.mixed_precision)
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    feature_spec = tf_transform_output.transformed_feature_spec()
     num_classes = tf_transform_output.vocabulary_size_by_name(pp.CLASSES_VOCABULARY)
-    stats = pixel_statistics(fn_args.train_files, feature_spec)
+    statistics = pixel_statistics(fn_args.train_files, compression_type)
 
     strategy = make_strategy(config.distribution)
     logging.info(
@@ -185,7 +243,7 @@ def run_fn(fn_args) -> None:
         strategy.num_replicas_in_sync,
     )
     with strategy.scope():
-        model = build_model(config, num_classes, stats[pp.RGB_MEAN_KEY], stats[pp.RGB_STD_KEY])
+        model = build_model(transform, config, num_classes, statistics)
         model.compile(
             optimizer=tf_keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
             loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -201,11 +259,11 @@ def run_fn(fn_args) -> None:
 
     history = {}
     if plan.steps > 0:
-        validation = make_dataset(transform, config, fn_args.eval_files, feature_spec, False)
+        validation = make_dataset(transform, config, fn_args.eval_files, compression_type, False)
         if config.eval_steps:  # Keras keeps one validation iterator: repeat, never run dry
             validation = validation.repeat()
         result = model.fit(
-            make_dataset(transform, config, fn_args.train_files, feature_spec, training=True),
+            make_dataset(transform, config, fn_args.train_files, compression_type, True),
             steps_per_epoch=plan.steps_per_epoch,
             epochs=plan.steps // plan.steps_per_epoch,
             validation_data=validation,
@@ -235,7 +293,6 @@ def run_fn(fn_args) -> None:
             model,
             tf_transform_output,
             transform.record_format,
-            crop_size=transform.crop_size,
             stored_size=transform.stored_size,
         ),
     )

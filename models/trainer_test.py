@@ -19,13 +19,15 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
+import tf_keras
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 import models  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from data import bundled, records
+from data import bundled, compression, records
+from models import catalog, trainer
 from models import preprocessing as pp
-from models import trainer
+from models.augmentation import Augment
 from models.config import (
     TrainerConfig,
     TransformConfig,
@@ -45,9 +47,13 @@ def _sample_records(split, limit):
 
 
 def transform_sample(out_dir, model="alexnet", store_full_region=False, n_train=48, n_eval=16):
-    """Runs tf.Transform over sample records; returns (transform dir, train glob, eval glob)."""
+    """Runs tf.Transform over sample records and writes them as the UncompressedTransform does
+    (uncompressed TFRecords); returns (transform dir, train glob, eval glob)."""
     config = transform_custom_config(
-        TransformConfig.for_model(model, store_full_region=store_full_region), "test"
+        TransformConfig.for_model(
+            model, store_full_region=store_full_region, analyzer_sample_one_in=1
+        ),
+        "test",
     )
     schema = schema_utils.schema_from_feature_spec(RAW_SPEC)
     metadata = dataset_metadata.DatasetMetadata(schema)
@@ -79,16 +85,18 @@ def transform_sample(out_dir, model="alexnet", store_full_region=False, n_train=
             _ = data | f"Write{name}" >> beam.io.WriteToTFRecord(
                 os.path.join(out_dir, name, "part"),
                 coder=tft.coders.ExampleProtoCoder(train_meta.schema),
-                file_name_suffix=".gz",
+                file_name_suffix=".tfrecord",
+                compression_type=beam.io.filesystem.CompressionTypes.UNCOMPRESSED,
             )
     return transform_dir, os.path.join(out_dir, "train", "*"), os.path.join(out_dir, "eval", "*")
 
 
 def fn_args(tmp, transform_dir, train_glob, eval_glob, train_steps, **config):
-    """What the Trainer component hands run_fn, for ``TrainerConfig(**config)`` on the
-    default Transform of ``transform_sample``."""
+    """What the CodecTrainer's executor hands run_fn for these files, for ``TrainerConfig(
+    **config)`` on the default Transform of ``transform_sample``: TFX's FnArgs and the codec
+    of the records (components/codec_trainer)."""
     trainer_config = TrainerConfig(train_steps=train_steps, eval_steps=2, **config)
-    return FnArgs(
+    args = FnArgs(
         train_files=[train_glob],
         eval_files=[eval_glob],
         transform_output=transform_dir,
@@ -97,10 +105,12 @@ def fn_args(tmp, transform_dir, train_glob, eval_glob, train_steps, **config):
         train_steps=train_steps,
         eval_steps=2,
         custom_config={
-            "transform": dataclasses.asdict(TransformConfig()),
+            "transform": dataclasses.asdict(TransformConfig(analyzer_sample_one_in=1)),
             "trainer": dataclasses.asdict(trainer_config),
         },
     )
+    args.examples_compression = compression.NONE
+    return args
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +139,38 @@ def test_run_fn_trains_and_writes_history(exported):
     assert len(history["val_cross_entropy"]) == 2
 
 
-def test_export_has_no_optimizer_slots(exported):
+def test_export_has_the_networks_weights_and_nothing_else(exported, transformed):
+    """No optimizer slots, and the on-device augmentation adds no weight: its statistics are
+    constants of the graph."""
     variables = tf.saved_model.load(exported.serving_model_dir).variables
     names = [v.name for v in variables]
     assert not [n for n in names if "SGD" in n or "momentum" in n.lower()]
-    weights = sum(int(np.prod(v.shape)) for v in variables if "normalize" not in v.name)
-    assert weights > 50_000_000  # AlexNet's ~58M at 6 classes, once
+    num_classes = tft.TFTransformOutput(transformed[0]).vocabulary_size_by_name(
+        pp.CLASSES_VOCABULARY
+    )
+    network = catalog.get("alexnet").build(num_classes=num_classes, initialization="glorot")
+    assert len(variables) == len(network.weights)
+    weights = sum(int(np.prod(v.shape)) for v in variables)
+    assert weights == network.count_params() > 50_000_000  # AlexNet's ~58M at 6 classes, once
+
+
+def test_run_fn_refuses_to_guess_the_codec(transformed, tmp_path):
+    args = fn_args(str(tmp_path), *transformed, train_steps=1)
+    args.examples_compression = None
+    with pytest.raises(ValueError, match="CodecTrainer"):
+        trainer.run_fn(args)
+
+
+def test_the_models_input_is_the_stored_uint8_region(exported, transformed):
+    loaded = tf_keras.models.load_model(
+        exported.serving_model_dir, custom_objects={"Augment": Augment}, compile=False
+    )
+    assert loaded.input.dtype == tf.uint8
+    assert loaded.input.shape.as_list() == [None, 227, 227, 3]
+    num_classes = tft.TFTransformOutput(transformed[0]).vocabulary_size_by_name(
+        pp.CLASSES_VOCABULARY
+    )
+    assert loaded.output.shape.as_list() == [None, num_classes]
 
 
 def test_signatures_agree_with_each_other_and_with_transform(exported, transformed):
@@ -156,7 +192,7 @@ def test_signatures_agree_with_each_other_and_with_transform(exported, transform
     spec = tft.TFTransformOutput(transform_dir).transformed_feature_spec()
     materialised = {
         features[pp.IMAGE_KEY].numpy()
-        for features in tf.data.TFRecordDataset(tf.io.gfile.glob(eval_glob), "GZIP").map(
+        for features in tf.data.TFRecordDataset(tf.io.gfile.glob(eval_glob), "").map(
             lambda s: tf.io.parse_single_example(s, spec)
         )
     }

@@ -20,6 +20,7 @@ COMMANDS = (
     "pipeline.commands.convert_imagenet",
     "pipeline.commands.report",
     "pipeline.commands.tensorboard",
+    "pipeline.commands.data_service",
     "bench.cli",
 )
 

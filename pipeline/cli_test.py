@@ -4,6 +4,7 @@ and bad paths are one line and exit status 2, and ``--help`` imports nothing hea
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -33,11 +34,12 @@ def test_every_subcommand_declares_its_flags_in_its_own_module():
         "convert-imagenet",
         "report",
         "tensorboard",
+        "data-service",
         "bench",
     }
     for name, subparser in subcommands.items():
         handler = subparser.get_default("handler")
-        if name != "bench":  # bench's handlers are its benchmarks'
+        if name not in ("bench", "data-service"):  # their handlers are their subcommands'
             assert handler.__module__ == f"pipeline.commands.{name.replace('-', '_')}"
 
 
@@ -111,3 +113,36 @@ def test_a_read_only_pipeline_root_is_refused(tmp_path, capsys):
 def test_a_model_option_the_model_does_not_take_is_refused(tmp_path, capsys):
     argv = ["run", "--pipeline-root", str(tmp_path), "--model", "cifar10"]
     _refused(capsys, [*argv, "--initialization", "paper"], "model cifar10 takes no initialization")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_data_service_servers_started_by_the_cli_serve_a_dataset():
+    """A dispatcher and a worker as `alexnet-tfx data-service` starts them, on localhost,
+    produce a dataset the test sends them: each element once."""
+    import tensorflow as tf
+
+    from models import data_service
+
+    dispatcher, worker = _free_port(), _free_port()
+    command = [sys.executable, "-m", "pipeline.cli", "data-service"]
+    servers = [
+        subprocess.Popen([*command, "dispatcher", "--port", str(dispatcher)]),
+        subprocess.Popen(
+            [*command, "worker", "--port", str(worker)]
+            + ["--dispatcher", f"grpc://localhost:{dispatcher}"]
+        ),
+    ]
+    try:
+        dataset = data_service.distribute(
+            tf.data.Dataset.range(50), f"grpc://localhost:{dispatcher}"
+        )
+        assert sorted(int(x) for x in dataset) == list(range(50))
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)

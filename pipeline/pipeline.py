@@ -21,8 +21,10 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2, transform_pb2
 
 from components.atomic_pusher.component import AtomicPusher
+from components.codec_trainer.component import CodecTrainer
 from components.quarantine import component as quarantine_component
 from components.raw_imagenet_example_gen.component import RawImageNetExampleGen
+from components.uncompressed_transform.component import UncompressedTransform
 from data import records
 from models import catalog
 from models.config import (
@@ -90,7 +92,8 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id(configs.EXAMPLE_VALIDATOR)
-    transform_component = tfx.components.Transform(
+    # TFX's Transform writing uncompressed TFRecords, and saying so on its output artifact.
+    transform_component = UncompressedTransform(
         examples=examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=configs.PREPROCESSING_FN,
@@ -107,7 +110,8 @@ def create_pipeline(
     if trainer.checkpoint_root is None:
         checkpoint_root = os.path.join(pipeline_root, configs.CHECKPOINT_DIR_NAME)
         trainer = dataclasses.replace(trainer, checkpoint_root=checkpoint_root)
-    trainer_component = tfx.components.Trainer(
+    # TFX's Trainer handing run_fn the codec recorded on the transformed examples.
+    trainer_component = CodecTrainer(
         run_fn=configs.RUN_FN,
         examples=transform_component.outputs["transformed_examples"],
         transform_graph=transform_component.outputs["transform_graph"],

@@ -22,6 +22,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # The bundled sample, blessed in minutes on a CPU: the paper's initialisation needs many
     # epochs to leave its starting plateau (docs/benchmarks.md, "The sample preset").
     "sample": {
+        # Its 308 training images are too few to sample for the pixel statistics.
+        "transform": {"analyzer_sample_one_in": 1},
         "trainer": {
             "train_steps": 100,
             "steps_per_epoch": 20,

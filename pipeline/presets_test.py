@@ -24,7 +24,9 @@ def test_the_sample_preset_sets_its_values_on_the_papers_defaults():
     # Everything the preset leaves alone is the paper's, as the dataclasses state it.
     assert (trainer.momentum, trainer.weight_decay, trainer.lighting_std) == (0.9, 5e-4, 0.1)
     assert resolved.settings.gate == GateConfig(min_top1=0.5, max_top1_drop=0.0)
-    assert resolved.settings.transform == TransformConfig(resize_size=256, crop_size=227)
+    assert resolved.settings.transform == TransformConfig(
+        resize_size=256, crop_size=227, analyzer_sample_one_in=1
+    )
     assert resolved.sources["trainer.batch_size"] == "preset sample"
     assert resolved.sources["trainer.momentum"] == "default"
     assert resolved.sources["transform.crop_size"] == "model alexnet"

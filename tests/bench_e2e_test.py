@@ -36,15 +36,16 @@ def test_bench_sizes(work_dir):
     figures = _figures(work_dir, "sizes", "--images", IMAGES)
     assert figures["ratio"] > 0 and figures["saved_model_ratio"] > 0
     assert figures["images"] == int(IMAGES)
-    # A 227x227x3 uint8 crop is 154,587 bytes before GZIP; the JPEGs are a few tens of KiB.
+    # A 227x227x3 uint8 crop is 154,587 bytes, stored uncompressed; the JPEGs a few tens of KiB.
     assert figures["transformed_bytes_per_image"] > figures["jpeg_bytes_per_image"]
     assert figures["saved_model_bytes"] > figures["weight_bytes"] > 100 * 2**20  # AlexNet: ~55M
 
 
 def test_bench_input(work_dir):
     figures = _figures(work_dir, "input", "--images", IMAGES, "--batch-size", "4", "--batches", "3")
-    assert figures["ratio"] > 0
-    assert figures["images_per_s_per_core"] > 0 and figures["images_per_s_all_cores"] > 0
+    assert figures["ratio"] > 0 and figures["compression"] == "uncompressed"
+    assert figures["host_images_per_cpu_s"] > 0 and figures["host_images_per_cpu_s_all_cores"] > 0
+    assert figures["host_images_per_cpu_s_cached"] > 0 and figures["augment_cpu_ms_per_image"] > 0
 
 
 def test_bench_overhead(work_dir):

@@ -35,7 +35,7 @@ from PIL import Image
 from tensorflow.core.util import event_pb2
 
 from components.atomic_pusher.executor_test import file_digests
-from data import bundled, image_check, imagenet_classes, records
+from data import bundled, compression, image_check, imagenet_classes, records
 from data.preflight_test import sample_copy
 from pipeline import configs, metadata
 from pipeline.evaluation import load_evaluation
@@ -362,9 +362,12 @@ def test_every_bad_record_is_quarantined_and_never_trained_on(chain, resumed):
         image_check.MISSING_IMAGE: 1,
     }
     assert report["splits"]["validation"]["reasons"] == {"class absent from training": 1}
-    examples = _run_components(chain.root)[2][configs.TRAINER].inputs["examples"][0].uri
-    assert _count(os.path.join(examples, "Split-train", "*.gz"), "GZIP") == SAMPLE_TRAIN
-    assert _count(os.path.join(examples, "Split-validation", "*.gz"), "GZIP") == SAMPLE_VALIDATION
+    # What the Trainer read: the transformed examples, in the codec their artifact records.
+    (examples,) = _run_components(chain.root)[2][configs.TRAINER].inputs["examples"]
+    codec = compression.compression_type_of(examples)
+    assert codec == ""  # UncompressedTransform's
+    assert _count(os.path.join(examples.uri, "Split-train", "*"), codec) == SAMPLE_TRAIN
+    assert _count(os.path.join(examples.uri, "Split-validation", "*"), codec) == SAMPLE_VALIDATION
 
 
 def test_a_model_that_fails_the_gate_leaves_the_served_model_intact(

@@ -1,0 +1,1 @@
+"""The UncompressedTransform component: TFX's Transform writing uncompressed TFRecords."""
