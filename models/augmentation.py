@@ -7,7 +7,8 @@ microseconds. ``Augment`` takes the stored uint8 region [N, S, S, 3] and
 * **in training**: takes an independent random ``crop``² window per image (when Transform
   stored the larger region, S > crop) and mirrors each image left-right with probability 1/2,
   both in one pair of gathers on uint8; adds the paper's PCA lighting noise; normalises;
-* **in evaluation and serving**: takes the central window; no randomness;
+* **in evaluation and serving**: takes the central window; no randomness (the paper's ten
+  windows, ``ten_crops``, are the ``serving_ten_crop`` signature's: ``models.signatures``);
 
 then normalises with the training set's channel mean and standard deviation and returns the
 result in the layer's compute dtype (float16/bfloat16 under a mixed-precision policy). The
@@ -65,6 +66,23 @@ def random_crop_and_mirror(images: tf.Tensor, crop_size: int, seed: int | None =
     return crop_and_mirror(images, crop_size, offsets, mirror)
 
 
+TEN_CROPS = 10
+
+
+def ten_crops(images: tf.Tensor, crop_size: int) -> tf.Tensor:
+    """The paper's test patches (§4.1) of [N, S, S, C]: the four corner windows and the
+    central one, then the same five mirrored; [N * 10, crop, crop, C], image by image."""
+    margin = images.shape[1] - crop_size
+    corners = [[0, 0], [0, margin], [margin, 0], [margin, margin], [margin // 2, margin // 2]]
+    offsets = tf.constant(corners * 2, tf.int32)  # [10, 2]
+    mirror = tf.constant([False] * 5 + [True] * 5)
+    count = tf.shape(images)[0]
+    repeated = tf.repeat(images, TEN_CROPS, axis=0)  # image i at rows 10 i .. 10 i + 9
+    return crop_and_mirror(
+        repeated, crop_size, tf.tile(offsets, [count, 1]), tf.tile(mirror, [count])
+    )
+
+
 def lighting_shift(count, eigval, eigvec, std: float, seed: int | None = None) -> tf.Tensor:
     """The paper's PCA lighting noise [count, 3]: [p1 p2 p3][a1 s1, a2 s2, a3 s3]^T per image.
 
@@ -109,7 +127,7 @@ class Augment(tf_keras.layers.Layer):
                 f"std {self.rgb_std}"
             )
 
-    def _normalise(self, images: tf.Tensor, shift: tf.Tensor | None) -> tf.Tensor:
+    def normalise(self, images: tf.Tensor, shift: tf.Tensor | None = None) -> tf.Tensor:
         """(images + shift - mean) / std as one multiply-add in the compute dtype."""
         inverse_std = 1.0 / tf.constant(self.rgb_std, tf.float32)
         bias = -tf.constant(self.rgb_mean, tf.float32) * inverse_std  # [3]
@@ -126,10 +144,10 @@ class Augment(tf_keras.layers.Layer):
             shift = lighting_shift(
                 tf.shape(images)[0], self.rgb_eigval, self.rgb_eigvec, self.lighting_std, self.seed
             )
-        return self._normalise(crops, shift)
+        return self.normalise(crops, shift)
 
     def _infer(self, images: tf.Tensor) -> tf.Tensor:
-        return self._normalise(center_crop(images, self.crop_size), None)
+        return self.normalise(center_crop(images, self.crop_size))
 
     def call(self, images, training=None):
         if isinstance(training, bool) or training is None:

@@ -104,13 +104,14 @@ def build_model(
         rgb_eigval=statistics[pp.RGB_EIGVAL_KEY],
         rgb_eigvec=statistics[pp.RGB_EIGVEC_KEY],
         lighting_std=config.lighting_std,
-        name="augment",
+        name=signatures.AUGMENT_LAYER,
     )(inputs)
     network = entry.build(
         num_classes=num_classes,
         lrn_implementation=config.lrn_implementation,
         weight_decay=config.weight_decay,
         classifier_activation=None,
+        name=signatures.NETWORK_LAYER,
         **config.model_options(),
     )
     # Logits in float32 whatever the policy, for a numerically stable loss.
@@ -294,5 +295,6 @@ def run_fn(fn_args) -> None:
             tf_transform_output,
             transform.record_format,
             stored_size=transform.stored_size,
+            crop_size=transform.crop_size,
         ),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from models.signatures import TEN_CROP_PROBABILITIES
 from pipeline.metadata import ComponentRun
 
 
@@ -39,6 +40,9 @@ class Evaluation:
     confusion: dict[tuple[int, int], float] = dataclasses.field(default_factory=dict)
     # The candidate's name in TFMA's results: "" alone, "candidate" beside a baseline.
     model_name: str = ""
+    # Overall, the softmax averaged over the paper's ten crops (a model that stored the 256
+    # region); empty otherwise. The other fields are the central crop's.
+    ten_crop_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def load_evaluation(evaluator: ComponentRun) -> Evaluation:
@@ -51,6 +55,7 @@ def load_evaluation(evaluator: ComponentRun) -> Evaluation:
     baseline: dict[str, float] = {}
     per_class: dict[str, dict[str, float]] = {}
     changes: dict[str, float] = {}
+    ten_crop: dict[str, float] = {}
     model_name = ""
     for slice_metrics in tfma.load_metrics(uri):
         keys = slice_metrics.slice_key.single_slice_keys
@@ -58,6 +63,10 @@ def load_evaluation(evaluator: ComponentRun) -> Evaluation:
             key = kv.key
             value = _metric_value(kv.value)
             if value is None or key.HasField("sub_key"):
+                continue
+            if key.output_name == TEN_CROP_PROBABILITIES:
+                if not keys and not key.is_diff and key.model_name != "baseline":
+                    ten_crop[key.name] = value
                 continue
             if key.is_diff:
                 if not keys:
@@ -94,6 +103,7 @@ def load_evaluation(evaluator: ComponentRun) -> Evaluation:
         checks,
         _confusion(tfma.load_plots(uri)),
         model_name,
+        ten_crop,
     )
 
 

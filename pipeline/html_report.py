@@ -97,6 +97,24 @@ def _metrics_table(evaluation: Evaluation) -> str:
     return "<table id='metrics'>" + "".join(rows) + "</table>"
 
 
+def _ten_crop_table(evaluation: Evaluation) -> str:
+    if not evaluation.ten_crop_metrics:
+        return ""
+    rows = ["<tr><th>metric</th><th>central crop</th><th>ten crops</th></tr>"]
+    for metric in (TOP1, TOP5):
+        rows.append(
+            f"<tr data-metric='{_e(metric)}'><th>{_e(METRIC_NAMES[metric])}</th>"
+            + _num(evaluation.metrics.get(metric), metric, model="centre")
+            + _num(evaluation.ten_crop_metrics.get(metric), metric, model="ten-crop")
+            + "</tr>"
+        )
+    return (
+        "<p>The paper's test (§4.1): the softmax averaged over the four corner crops, the centre "
+        "crop and their mirror images. The gate judges the central crop.</p>"
+        "<table id='ten-crop'>" + "".join(rows) + "</table>"
+    )
+
+
 def _thresholds_table(evaluation: Evaluation) -> str:
     rows = ["<tr><th>threshold (overall slice)</th><th>value</th><th>result</th></tr>"]
     for check in evaluation.checks:
@@ -230,6 +248,7 @@ def render(report: RunReport) -> str:
             f"<h2>Metrics</h2><p>On {count:.0f} validation images, computed by TFMA from "
             f"<code>{_e(evaluation.uri)}</code>.{against}</p>",
             _metrics_table(evaluation),
+            _ten_crop_table(evaluation),
             "<h2>Threshold decision</h2>",
             _thresholds_table(evaluation),
             "<h2>Accuracy per class</h2>",

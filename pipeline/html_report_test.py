@@ -297,3 +297,15 @@ def test_the_report_lists_each_anomaly_example_validator_found():
     shown = ReportPage(html_report.render(run)).text["anomalies"]
     for part in ("validation", "image/class/label", "Out-of-range values", "value: 1001."):
         assert part in shown, shown
+
+
+def test_the_ten_crop_test_stands_beside_the_central_crop():
+    evaluation = make_evaluation(
+        {TABBY: 0.9}, ten_crop_metrics={"accuracy": 0.45, "top5_accuracy": 0.8}
+    )
+    page = ReportPage(html_report.render(make_run_report(evaluation, {}, classes=[TABBY])))
+    assert page.numbers("ten-crop", "metric", "model", "ten-crop") == {
+        "accuracy": (0.45, "0.4500"),
+        "top5_accuracy": (0.8, "0.8000"),
+    }
+    assert page.numbers("ten-crop", "metric", "model", "centre")["accuracy"] == (0.4, "0.4000")

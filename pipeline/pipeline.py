@@ -140,7 +140,7 @@ def create_pipeline(
         model=trainer_component.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         example_splits=[records.VALIDATION_SPLIT],
-        eval_config=make_eval_config(gate),
+        eval_config=make_eval_config(gate, ten_crop=transform.stored_size > transform.crop_size),
     ).with_id(configs.EVALUATOR)
     pusher = AtomicPusher(
         model=trainer_component.outputs["model"],

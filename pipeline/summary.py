@@ -30,11 +30,18 @@ def render(report: RunReport) -> str:
         lines.append("No evaluation: the run stopped before the Evaluator.")
         return "\n".join(lines)
     m = evaluation.metrics
+    crop = "central crop, " if evaluation.ten_crop_metrics else ""
     lines.append(
-        f"Evaluation ({m.get(EXAMPLE_COUNT, 0):.0f} validation examples): "
+        f"Evaluation ({crop}{m.get(EXAMPLE_COUNT, 0):.0f} validation examples): "
         f"top-1 {m.get(TOP1, math.nan):.3f}, top-5 {m.get(TOP5, math.nan):.3f}, "
         f"cross-entropy {m.get(CROSS_ENTROPY, math.nan):.3f}"
     )
+    if evaluation.ten_crop_metrics:
+        t = evaluation.ten_crop_metrics
+        lines.append(
+            f"Ten crops (the paper's test, not gated): top-1 {t.get(TOP1, math.nan):.3f}, "
+            f"top-5 {t.get(TOP5, math.nan):.3f}"
+        )
     if evaluation.has_baseline:
         b = evaluation.baseline_metrics
         lines.append(f"Baseline (last blessed model): top-1 {b.get(TOP1, math.nan):.3f}")

@@ -76,3 +76,14 @@ def test_a_run_that_stopped_before_the_evaluator():
         "  Trainer                          failed        1.5 s",
         "No evaluation: the run stopped before the Evaluator.",
     ]
+
+
+def test_a_model_of_the_stored_region_shows_the_ten_crop_test_beside_the_central_crop():
+    evaluation = make_evaluation(
+        {TABBY: 0.9}, blessed=True, ten_crop_metrics={"accuracy": 0.45, "top5_accuracy": 0.8}
+    )
+    text = summary.render(make_run_report(evaluation, {}, pushed_to="/serving/3"))
+    assert (
+        "Evaluation (central crop, 30 validation examples): top-1 0.400, top-5 0.700, "
+        "cross-entropy 1.750\nTen crops (the paper's test, not gated): top-1 0.450, top-5 0.800"
+    ) in text
