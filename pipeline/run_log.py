@@ -43,12 +43,6 @@ NOISE = (
     ),
     Noise(
         "absl",
-        r"^Examples artifact does not have payload_format custom property",
-        "tfx/components/util/examples_utils.py",
-        "an artifact TFX wrote without the property; its records are tf.Examples, the default",
-    ),
-    Noise(
-        "absl",
         r"^Analyzer \(.*\) node's cache key varies on repeated tracing",
         "tensorflow_transform/impl_helper.py",
         "tf.Transform traces the preprocessing twice; the analyzers' order is deterministic",

@@ -71,9 +71,6 @@ def test_a_message_is_noise_only_from_its_own_logger(noise):
         "tfx/orchestration/portable/input_resolution/channel_resolver.py": (
             "ArtifactQuery.property_predicate is not supported."
         ),
-        "tfx/components/util/examples_utils.py": (
-            "Examples artifact does not have payload_format custom property. Falling back"
-        ),
         "tensorflow_transform/impl_helper.py": (
             "Analyzer (mean_1/x:0) node's cache key varies on repeated tracing."
         ),

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.orchestration import metadata, pipeline
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 from tfx.proto import example_gen_pb2, transform_pb2
@@ -125,6 +126,10 @@ def test_in_a_pipeline_the_records_are_tfxs_uncompressed_and_run_fn_gets_the_cod
     assert compression.PROPERTY not in tfxs_examples.custom_properties
     assert compression.codec_of(ours_examples) == compression.NONE
     assert compression.codec_of(tfxs_examples) == compression.GZIP
+    # The payload format TFX's Transform leaves out (its readers warn, then assume tf.Example).
+    payload = example_gen_utils.PAYLOAD_FORMAT_PROPERTY_NAME
+    assert ours_examples.custom_properties[payload].string_value == "FORMAT_TF_EXAMPLE"
+    assert payload not in tfxs_examples.custom_properties
     ours_uri, tfxs_uri = ours_examples.uri, tfxs_examples.uri
 
     for split in records.SPLITS:

@@ -34,7 +34,9 @@ from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 from tfx.components.transform import executor as tfx_transform_executor
 from tfx.components.transform import labels
+from tfx.components.util import examples_utils
 from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
 from data import compression
@@ -115,7 +117,8 @@ def written_files(split_uri: str) -> list[str]:
 
 class Executor(tfx_transform_executor.Executor):
     """TFX's Transform executor; ``transformed_examples`` are uncompressed TFRecords and carry
-    the custom property ``compression`` = ``NONE`` (``data.compression``)."""
+    the custom property ``compression`` = ``NONE`` (``data.compression``), and the payload
+    format (tf.Example) that TFX's Transform leaves unstated, so no reader warns of it."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         with _uncompressed_processor():
@@ -132,3 +135,4 @@ class Executor(tfx_transform_executor.Executor):
                         "components/uncompressed_transform/executor.py"
                     )
             compression.set_codec(artifact, compression.NONE)
+            examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
