@@ -56,6 +56,20 @@ def test_settings_flags_become_typed_settings_with_their_source():
     assert resolved.sources["trainer.learning_rate"] == "preset sample"  # not given: preset
 
 
+def test_print_config_shows_the_papers_recipe_and_runs_nothing(tmp_path, capsys):
+    root = tmp_path / "root"
+    argv = ["run", "--preset", "paper", "--print-config", "--pipeline-root", str(root)]
+    assert cli.main(argv + ["--batch-size", "64"]) == 0
+    lines = {
+        line.split()[0]: line.split(maxsplit=1)[1] for line in capsys.readouterr().out.splitlines()
+    }
+    assert lines["trainer.learning_rate"].split() == ["0.01", "(preset", "paper)"]
+    assert lines["trainer.epochs"].split() == ["90", "(preset", "paper)"]
+    assert lines["transform.store_full_region"].split() == ["True", "(preset", "paper)"]
+    assert lines["trainer.batch_size"].split() == ["64", "(--batch-size)"]  # a flag wins
+    assert not root.exists()
+
+
 def test_help_answers_without_importing_tensorflow():
     script = (
         "import sys; from pipeline import cli; cli.build_parser().format_help(); "

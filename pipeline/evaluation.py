@@ -43,6 +43,9 @@ class Evaluation:
     # Overall, the softmax averaged over the paper's ten crops (a model that stored the 256
     # region); empty otherwise. The other fields are the central crop's.
     ten_crop_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    # The central crop's output in TFMA's results: "" for a single-output model, the output's
+    # name beside the ten-crop one (``EvalResult.get_metrics_for_slice(output_name=...)``).
+    output_name: str = ""
 
 
 def load_evaluation(evaluator: ComponentRun) -> Evaluation:
@@ -56,7 +59,7 @@ def load_evaluation(evaluator: ComponentRun) -> Evaluation:
     per_class: dict[str, dict[str, float]] = {}
     changes: dict[str, float] = {}
     ten_crop: dict[str, float] = {}
-    model_name = ""
+    model_name = output_name = ""
     for slice_metrics in tfma.load_metrics(uri):
         keys = slice_metrics.slice_key.single_slice_keys
         for kv in slice_metrics.metric_keys_and_values:
@@ -79,6 +82,7 @@ def load_evaluation(evaluator: ComponentRun) -> Evaluation:
             if not keys:
                 metrics[key.name] = value
                 model_name = model_name or key.model_name  # model-independent keys have ""
+                output_name = key.output_name
             elif len(keys) == 1:
                 synset = _slice_value(keys[0])
                 per_class.setdefault(synset, {})[key.name] = value
@@ -104,6 +108,7 @@ def load_evaluation(evaluator: ComponentRun) -> Evaluation:
         _confusion(tfma.load_plots(uri)),
         model_name,
         ten_crop,
+        output_name,
     )
 
 
