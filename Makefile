@@ -9,6 +9,10 @@ UV      := UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv
 # TFMA 0.47's widgets exist only as classic-notebook extensions (Notebook 7 and JupyterLab 4 load
 # none): TFMA's own, and notebooks/tfma_widget_fixes.js, which lets them render after one Run All.
 NBEXT   := $(VENV)/share/jupyter/nbextensions/tfma_widget_fixes.js
+# Two pytest-xdist workers. Each test module, and the tests that share the sample's runs, stay
+# on one worker (conftest.py), so no run is made twice. `make test TEST_WORKERS=` runs the suite
+# in one process.
+TEST_WORKERS ?= -n 2 --dist loadgroup --no-loadscope-reorder
 export TF_USE_LEGACY_KERAS := 1
 export PYTHONHASHSEED := 0
 
@@ -54,10 +58,10 @@ run: $(STAMP)
 	$(VENV)/bin/alexnet-tfx run $(ARGS)
 
 test: $(STAMP) $(NBEXT)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(PY) -m pytest $(TEST_WORKERS) -m "not e2e" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -27,6 +27,7 @@ EXTRAS_REQUIRE = {
     # sample is regenerated from scikit-learn's and scikit-image's photographs.
     "test": [
         "pytest>=8,<9",
+        "pytest-xdist>=3.5,<4",
         "nbclient>=0.10,<0.11",
         "nbconvert>=7.16,<8",
         "nbformat>=5.10,<6",
