@@ -27,8 +27,10 @@ class QuarantineReport(types.Artifact):
     """report.json (counts per split and reason, one entry per rejected record) and the
     rejected records' original bytes, one ``rejected-<split>.tfrecord.gz`` per split."""
 
-    # Kubeflow Pipelines v2 accepts custom artifact types only as "<namespace>.<Name>".
-    TYPE_NAME = "alexnet_tfx.QuarantineReport"
+    # "<module>.<Class>", importable: on Kubeflow, TFX's container entrypoint imports a custom
+    # artifact type by its name (the spec's schema title), and TFX's compiler takes only a
+    # one-word module. ``components`` exports the class for that.
+    TYPE_NAME = "components.QuarantineReport"
 
 
 class QuarantineSpec(ComponentSpec):
