@@ -34,11 +34,6 @@ def tf_compression_type(codec: str) -> str:
         ) from None
 
 
-def _mlmd(artifact):
-    """The ML Metadata proto of a TFX ``Artifact``, or the proto itself."""
-    return getattr(artifact, "mlmd_artifact", artifact)
-
-
 def set_codec(artifact, codec: str) -> None:
     """Records ``codec`` on a TFX ``Artifact`` (an Examples artifact its executor wrote)."""
     tf_compression_type(codec)  # refuses unknown names
@@ -47,11 +42,18 @@ def set_codec(artifact, codec: str) -> None:
 
 def codec_of(artifact) -> str:
     """``NONE`` or ``GZIP``: the codec of a TFX ``Artifact`` or an ML Metadata ``Artifact``
-    proto (as ``pipeline.metadata`` returns them). Without the property: TFX's ``GZIP``."""
-    properties = _mlmd(artifact).custom_properties
-    if PROPERTY not in properties:
+    proto (as ``pipeline.metadata`` returns them). Without the property: TFX's ``GZIP``.
+
+    A TFX ``Artifact`` is read with ``get_custom_property``: on Kubeflow, the launcher hands
+    custom properties back as JSON values, not as the string set here.
+    """
+    if hasattr(artifact, "get_custom_property"):
+        codec = artifact.get_custom_property(PROPERTY)
+    else:
+        properties = artifact.custom_properties
+        codec = properties[PROPERTY].string_value if PROPERTY in properties else None
+    if codec is None:
         return TFX_DEFAULT
-    codec = properties[PROPERTY].string_value
     tf_compression_type(codec)
     return codec
 

@@ -36,3 +36,25 @@ def test_several_artifacts_must_agree():
     assert compression.codec_of_all([a, a]) == "NONE"
     with pytest.raises(ValueError, match="different codecs"):
         compression.codec_of_all([a, b])
+
+
+def test_the_codec_survives_kubeflows_metadata_round_trip():
+    """On Kubeflow the Trainer gets its Examples back from the launcher's metadata, where the
+    codec is a JSON value, not a string property (found by kubeflow-local)."""
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as entrypoint
+
+    artifact = standard_artifacts.Examples()
+    compression.set_codec(artifact, "NONE")
+    runtime = entrypoint.to_runtime_artifact(artifact, {})
+    runtime.type.CopyFrom(
+        pipeline_spec_pb2.ArtifactTypeSchema(
+            instance_schema=compiler_utils.get_artifact_schema(standard_artifacts.Examples)
+        )
+    )
+    (back,) = entrypoint.parse_raw_artifact_dict(
+        {"examples": pipeline_spec_pb2.ArtifactList(artifacts=[runtime])}
+    )["examples"]
+    assert not back.mlmd_artifact.custom_properties[compression.PROPERTY].string_value
+    assert compression.codec_of(back) == "NONE"
