@@ -17,6 +17,7 @@ COMMANDS = (
     "pipeline.commands.run",
     "pipeline.commands.compile_kubeflow",
     "pipeline.commands.submit",
+    "pipeline.commands.kubeflow_local",
     "pipeline.commands.convert_imagenet",
     "pipeline.commands.report",
     "pipeline.commands.tensorboard",

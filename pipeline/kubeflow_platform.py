@@ -18,7 +18,7 @@ from data.errors import UserError
 # The Dockerfile's WORKDIR: the package lives here in the image, so the spec names files here,
 # never on the compiling machine.
 IMAGE_ROOT = "/alexnet-tfx"
-_PACKAGE_ROOT = os.path.dirname(bundled.DATA_DIR)
+PACKAGE_ROOT = os.path.dirname(bundled.DATA_DIR)
 
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
 
@@ -39,8 +39,17 @@ REMOTE_SCHEMES = ("gs://",)
 
 def image_path(local_path: str) -> str:
     """Where a file of this package lives inside the image."""
-    relative = os.path.relpath(local_path, _PACKAGE_ROOT)
+    relative = os.path.relpath(local_path, PACKAGE_ROOT)
     return posixpath.join(IMAGE_ROOT, *relative.split(os.sep))
+
+
+def local_path(path_in_image: str) -> str:
+    """The file of this package that ``path_in_image`` names (``image_path``'s inverse);
+    any other path unchanged."""
+    relative = posixpath.relpath(path_in_image, IMAGE_ROOT)
+    if not path_in_image.startswith(IMAGE_ROOT + "/") or relative.startswith(".."):
+        return path_in_image
+    return os.path.join(PACKAGE_ROOT, *relative.split("/"))
 
 
 def check_pipeline_name(name: str) -> str:

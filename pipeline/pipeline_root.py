@@ -39,7 +39,11 @@ def writable_dir(path: str, flag: str) -> str:
 
 
 @contextlib.contextmanager
-def exclusive_run(pipeline_root: str):
+def exclusive_run(
+    pipeline_root: str,
+    flag: str = "--pipeline-root",
+    why: str = "its SQLite metadata store takes one run at a time",
+):
     """Holds ``<pipeline_root>/run.lock`` for one run, or refuses naming the holder's pid.
 
     ``flock`` is released by the kernel when its holder dies, even by SIGKILL, so a crashed run
@@ -52,9 +56,8 @@ def exclusive_run(pipeline_root: str):
             lock.seek(0)
             holder = lock.read().strip() or "unknown"
             raise UserError(
-                f"--pipeline-root {pipeline_root} is in use by another alexnet-tfx run "
-                f"(pid {holder}), and its SQLite metadata store takes one run at a time: wait "
-                "for that run to finish, or use another --pipeline-root"
+                f"{flag} {pipeline_root} is in use by another alexnet-tfx run (pid {holder}), "
+                f"and {why}: wait for that run to finish, or use another {flag}"
             ) from None
         lock.truncate(0)
         lock.write(f"{os.getpid()}\n")

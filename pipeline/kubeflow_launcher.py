@@ -1,0 +1,486 @@
+"""A compiled ``PipelineJob`` run on this machine, step by step, as the KFP v2 launcher runs it.
+
+Each container step runs its own command and arguments from the spec, with ``{{$}}`` replaced
+by the ``ExecutorInput`` the launcher would build (upstream artifacts, parameter values with
+the runtime parameters, output URIs, the output-metadata file), as a subprocess of this
+package's environment standing in for the image; what the executor writes to its output file
+is recorded as its artifacts' metadata. ``gs://BUCKET/path`` maps to ``DIR/BUCKET/path`` and
+the image's ``/alexnet-tfx`` to this package, so the spec runs unchanged. Resolver steps are
+answered with the spec's own query over the artifacts recorded in ``DIR`` by earlier runs, and
+a step whose inputs, parameters and container are those of a recorded execution is cached, as
+KFP caches it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import re
+import shlex
+import sys
+import time
+
+import yaml
+
+from data.errors import UserError
+from pipeline import configs, kubeflow_platform, pipeline_root
+from pipeline.kubeflow_runner import DATA_ROOT_PARAMETER
+
+CANNOT_EMULATE = (
+    "kubeflow-local runs every step here, one at a time, in this package's environment in "
+    "place of the image. It cannot emulate: the image build, GPU scheduling (the Trainer's "
+    "accelerator request), node selection and resource limits, or a Beam runner other than "
+    "DirectRunner (Dataflow, Flink, Spark)."
+)
+# Under --gcs-dir: the record of every run's executions and artifacts, and each step's files.
+LAUNCHER_DIR = "kubeflow-local"
+RECORD_FILE = "record.json"
+OUTPUT_TAIL_LINES = 30
+_ANY_PLACEHOLDER = re.compile(r"\{\{\$[^}]*\}\}")
+_ARTIFACT_METADATA = re.compile(
+    r"\{\{\$\.inputs\.artifacts\['([^']+)'\]\.metadata\['([^']+)'\]\}\}"
+)
+_CLAUSE = re.compile(r'([\w.]+)\s*=\s*("(?:[^"\\]|\\.)*"|[\w.-]+)')
+
+
+@dataclasses.dataclass
+class Step:
+    """One task of the DAG with its component and executor specs."""
+
+    name: str
+    task: dict
+    component: dict
+    executor: dict
+
+    @property
+    def container(self) -> dict | None:
+        return self.executor.get("container")
+
+
+def run(job: dict, gcs_dir: str, parameters: dict[str, str], *, enable_cache: bool = True) -> int:
+    """Runs every step; 0 when all completed (blessed or not), 1 when a step failed."""
+    steps = dag_order(job)
+    for step in steps:
+        _check_runner(step)
+    paths = PathMap(gcs_dir)
+    data_root = parameters.get(DATA_ROOT_PARAMETER)
+    if data_root and not os.path.isdir(paths(data_root)):
+        raise UserError(
+            f"data_root {data_root} is {paths(data_root)} here, which does not exist: put the "
+            "train-*/validation-* shards there, or pass --param data_root=gs://..."
+        )
+    directory = os.path.join(gcs_dir, LAUNCHER_DIR)
+    os.makedirs(directory, exist_ok=True)
+    why = "its record of runs takes one run at a time"
+    with pipeline_root.exclusive_run(directory, "--gcs-dir", why):
+        record = Record(os.path.join(directory, RECORD_FILE))
+        launcher = Launcher(job, paths, record, directory, parameters, enable_cache)
+        print(CANNOT_EMULATE, flush=True)
+        print(f"Running {launcher.run_id}: {len(steps)} steps, root {launcher.root}", flush=True)
+        failure = None
+        for number, step in enumerate(steps, 1):
+            print(f"[{number}/{len(steps)}] {step.name} ...", flush=True)
+            try:
+                state, seconds = launcher.execute(step)
+            except StepFailed as error:
+                failure = error
+                break
+            print(f"[{number}/{len(steps)}] {step.name} {state} ({seconds:.1f} s)", flush=True)
+        launcher.finish("failed" if failure else "succeeded")
+        print(launcher.summary(), flush=True)
+    if failure:
+        print(f"alexnet-tfx kubeflow-local: FAILED: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def dag_order(job: dict) -> list[Step]:
+    """The root DAG's tasks, each after the tasks it depends on (ties by name, so the order
+    is the same on every run)."""
+    spec = job["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    executors = spec["deploymentSpec"]["executors"]
+    steps, done = [], set()
+    while len(done) < len(tasks):
+        ready = sorted(
+            name
+            for name, task in tasks.items()
+            if name not in done and set(_upstream(task)) <= done
+        )
+        if not ready:
+            raise UserError(f"the spec's DAG has a cycle among {sorted(set(tasks) - done)}")
+        for name in ready:
+            component = spec["components"][tasks[name]["componentRef"]["name"]]
+            executor = executors[component["executorLabel"]]
+            steps.append(Step(name, tasks[name], component, executor))
+        done.update(ready)
+    return steps
+
+
+def _upstream(task: dict) -> set[str]:
+    artifacts = task.get("inputs", {}).get("artifacts", {}).values()
+    producers = {a["taskOutputArtifact"]["producerTask"] for a in artifacts}
+    return producers | set(task.get("dependentTasks", ()))
+
+
+def _check_runner(step: Step) -> None:
+    for arg in (step.container or {}).get("args", ()):
+        if arg.startswith("--runner=") and arg != "--runner=DirectRunner":
+            raise UserError(
+                f"step {step.name} runs Beam with {arg}, which cannot run here: dry-run a spec "
+                "compiled with --beam-runner DirectRunner (the other flags the same)"
+            )
+
+
+class PathMap:
+    """``gs://BUCKET/path`` -> ``DIR/BUCKET/path`` anywhere in a string (parameters hold JSON
+    with URIs), and a path in the image -> the file of this package."""
+
+    def __init__(self, gcs_dir: str):
+        self.gcs_dir = gcs_dir
+
+    def __call__(self, value):
+        if isinstance(value, str):
+            return kubeflow_platform.local_path(value.replace("gs://", self.gcs_dir + "/"))
+        return value
+
+
+class StepFailed(Exception):
+    """A step's process failed: its name, command line and the tail of its output."""
+
+
+class Record:
+    """Every run's executions and artifacts in one JSON file, rewritten whole after each step
+    (so a killed launcher keeps what completed for the next run's cache and resolvers)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.runs: list[dict] = []
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                self.runs = json.load(f)["runs"]
+
+    def save(self) -> None:
+        temporary = self.path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump({"runs": self.runs}, f, indent=1, sort_keys=True)
+        os.replace(temporary, self.path)
+
+    def executions(self):
+        """(run, task name, execution), oldest first."""
+        for run in self.runs:
+            for name, execution in run["tasks"].items():
+                yield run, name, execution
+
+    def created(self) -> list[dict]:
+        """Every artifact an execution created (a cached one re-links them), oldest first."""
+        return [
+            artifact
+            for _, _, execution in self.executions()
+            if execution["state"] == "complete"
+            for artifacts in execution["outputs"].values()
+            for artifact in artifacts
+        ]
+
+    def cached(self, key: str) -> dict | None:
+        hits = [e for _, _, e in self.executions() if e.get("cache_key") == key]
+        return next((e for e in reversed(hits) if e["state"] in ("complete", "cached")), None)
+
+
+class Launcher:
+    """One run of the job: the artifacts of its steps so far, and how each step is run."""
+
+    def __init__(self, job, paths, record, directory, parameters, enable_cache):
+        from pipeline import kubeflow_submit
+
+        self.job, self.paths, self.record, self.enable_cache = job, paths, record, enable_cache
+        self.parameters = {name: paths(value) for name, value in parameters.items()}
+        self.root = paths(job["runtimeConfig"]["gcsOutputDirectory"])
+        ids = {run["run_id"] for run in record.runs}
+        self.run_id = base = kubeflow_submit.run_name(job, None)
+        while self.run_id in ids:  # two runs within a second
+            self.run_id = f"{base}-{len(ids)}"
+            ids.add(self.run_id)
+        self.steps_dir = os.path.join(directory, self.run_id)
+        os.makedirs(self.steps_dir)
+        self.run = {
+            "run_id": self.run_id,
+            "started": datetime.datetime.now().isoformat(timespec="seconds"),
+            "state": "running",
+            "tasks": {},
+        }
+        record.runs.append(self.run)
+
+    def execute(self, step: Step) -> tuple[str, float]:
+        """Runs, resolves or reuses one step and records it; StepFailed if its process fails."""
+        start = time.monotonic()
+        inputs = self._input_artifacts(step)
+        execution = {"state": "running", "inputs": inputs, "outputs": {}}
+        self.run["tasks"][step.name] = execution
+        try:
+            if "resolver" in step.executor:
+                execution["outputs"] = self._resolve(step, inputs)
+                execution["state"] = "complete"
+            else:
+                self._run_container(step, inputs, execution)
+        except StepFailed:
+            execution["state"] = "failed"
+            raise
+        finally:
+            execution["seconds"] = round(time.monotonic() - start, 1)
+            self.record.save()
+        return execution["state"], execution["seconds"]
+
+    def finish(self, state: str) -> None:
+        self.run["state"] = state
+        self.record.save()
+
+    def _input_artifacts(self, step: Step) -> dict[str, list[dict]]:
+        """Upstream outputs, typed as this component declares its inputs; a resolver that
+        found nothing gives an empty list (the Evaluator then has no baseline)."""
+        definitions = step.component.get("inputDefinitions", {}).get("artifacts", {})
+        result = {}
+        for key, source in step.task.get("inputs", {}).get("artifacts", {}).items():
+            output = source["taskOutputArtifact"]
+            producer = self.run["tasks"][output["producerTask"]]
+            result[key] = [
+                {**artifact, "type": definitions[key]["artifactType"]}
+                for artifact in producer["outputs"].get(output["outputArtifactKey"], [])
+            ]
+        return result
+
+    def _parameter_values(self, step: Step) -> dict:
+        values = {}
+        for key, source in step.task.get("inputs", {}).get("parameters", {}).items():
+            if "runtimeValue" in source:
+                values[key] = self.paths(source["runtimeValue"]["constant"])
+            elif "componentInputParameter" in source:
+                values[key] = self.parameters[source["componentInputParameter"]]
+            else:
+                raise UserError(
+                    f"step {step.name}: parameter {key} comes from {source}, "
+                    "which kubeflow-local does not support"
+                )
+        return values
+
+    def _resolve(self, step: Step, inputs: dict[str, list[dict]]) -> dict[str, list[dict]]:
+        """Each output: the latest recorded artifact that the spec's filter selects."""
+        outputs = {}
+        for key, query in step.executor["resolver"]["outputArtifactQueries"].items():
+            text, missing = query["filter"], False
+
+            def metadata(match):
+                nonlocal missing
+                artifacts = inputs.get(match.group(1)) or []
+                if not artifacts or match.group(2) not in artifacts[0]["metadata"]:
+                    missing = True
+                    return ""
+                return str(artifacts[0]["metadata"][match.group(2)])
+
+            text = _ARTIFACT_METADATA.sub(metadata, text)
+            _no_placeholder(text, step)
+            found = [] if missing else [a for a in self.record.created() if _selects(text, a, step)]
+            outputs[key] = found[-1:]
+        return outputs
+
+    def _run_container(self, step: Step, inputs: dict[str, list[dict]], execution: dict) -> None:
+        task_root = os.path.join(self.root, self.run_id, step.name)
+        outputs = {
+            key: [
+                {
+                    "name": f"{self.run_id}/{step.name}/{key}",
+                    "type": definition["artifactType"],
+                    "uri": os.path.join(task_root, key),
+                    "metadata": {},
+                }
+            ]
+            for key, definition in step.component.get("outputDefinitions", {})
+            .get("artifacts", {})
+            .items()
+        }
+        if step.component.get("outputDefinitions", {}).get("parameters"):
+            raise UserError(f"step {step.name} has output parameters; kubeflow-local has none")
+        parameters = self._parameter_values(step)
+        output_file = os.path.join(task_root, "executor_output.json")
+        container = step.container
+        check = container.get("lifecycle", {}).get("preCacheCheck")
+        if check:  # ExampleGen's driver: the input's span and fingerprint, for the cache key
+            self._process(step, "driver", check, inputs, parameters, outputs, output_file)
+            parameters.update(self._read_output(output_file, outputs))
+        key = _cache_key(step, inputs, parameters)
+        execution["cache_key"] = key
+        hit = self.enable_cache and step.task.get("cachingOptions", {}).get("enableCache")
+        cached = self.record.cached(key) if hit else None
+        if cached:
+            execution["outputs"], execution["state"] = cached["outputs"], "cached"
+            return
+        self._process(step, "executor", container, inputs, parameters, outputs, output_file)
+        self._read_output(output_file, outputs)
+        execution["outputs"], execution["state"] = outputs, "complete"
+
+    def _process(self, step, role, container, inputs, parameters, outputs, output_file) -> None:
+        import subprocess
+
+        executor_input = {
+            "inputs": {
+                "artifacts": {k: {"artifacts": v} for k, v in inputs.items()},
+                "parameterValues": parameters,
+            },
+            "outputs": {
+                "artifacts": {k: {"artifacts": v} for k, v in outputs.items()},
+                "outputFile": output_file,
+            },
+        }
+        input_file = os.path.join(self.steps_dir, f"{step.name}.{role}_input.json")
+        with open(input_file, "w", encoding="utf-8") as f:
+            json.dump(executor_input, f, indent=1)
+        argv, shown = [], []
+        for arg in [*container.get("command", ()), *container.get("args", ())]:
+            if arg == "{{$}}":
+                argv.append(json.dumps(executor_input))
+                shown.append(f'"$(cat {shlex.quote(input_file)})"')
+                continue
+            _no_placeholder(arg, step)
+            arg = sys.executable if not argv and arg == "python" else self.paths(arg)
+            argv.append(arg)
+            shown.append(shlex.quote(arg))
+        log_file = os.path.join(self.steps_dir, f"{step.name}.{role}.log")
+        environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}  # as the image's ENV
+        with open(log_file, "wb") as log:
+            returncode = subprocess.run(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=kubeflow_platform.PACKAGE_ROOT,  # the image's WORKDIR
+                env=environment,
+            ).returncode
+        if returncode:
+            with open(log_file, encoding="utf-8", errors="replace") as f:
+                tail = f.read().splitlines()[-OUTPUT_TAIL_LINES:]
+            raise StepFailed(
+                f"step {step.name} ({role}) exited with status {returncode}.\n"
+                f"Command: {' '.join(shown)}\n"
+                f"Last {len(tail)} lines of its output ({log_file}):\n" + "\n".join(tail)
+            )
+
+    @staticmethod
+    def _read_output(output_file: str, outputs: dict[str, list[dict]]) -> dict:
+        """The executor's output metadata into ``outputs``; its parameter values returned."""
+        if not os.path.exists(output_file):
+            return {}
+        with open(output_file, encoding="utf-8") as f:
+            written = json.load(f)
+        for key, artifacts in written.get("artifacts", {}).items():
+            written_artifacts = artifacts.get("artifacts", ())
+            for mine, theirs in zip(outputs.get(key, ()), written_artifacts, strict=False):
+                mine["metadata"] = theirs.get("metadata", {})
+                mine["uri"] = theirs.get("uri") or mine["uri"]
+        return written.get("parameterValues", {})
+
+    def summary(self) -> str:
+        from pipeline import summary
+
+        return summary.render(self.report())
+
+    def report(self):
+        """This run as a ``RunReport``, the form ``alexnet-tfx run``'s summary renders."""
+        from pipeline import metadata
+        from pipeline.evaluation import load_evaluation
+        from pipeline.run_report import RunReport, load_anomalies
+
+        components = {
+            name: metadata.ComponentRun(
+                node_id=name,
+                state=execution["state"],
+                seconds=execution["seconds"],
+                execution_id=number,
+                inputs={k: [_mlmd_artifact(a) for a in v] for k, v in execution["inputs"].items()},
+                outputs={
+                    k: [_mlmd_artifact(a) for a in v] for k, v in execution["outputs"].items()
+                },
+            )
+            for number, (name, execution) in enumerate(self.run["tasks"].items(), 1)
+        }
+        evaluator = components.get(configs.EVALUATOR)
+        evaluated = evaluator is not None and evaluator.succeeded
+        return RunReport(
+            pipeline_root=self.root,
+            run_id=self.run_id,
+            run_ids=[run["run_id"] for run in self.record.runs],
+            components=components,
+            evaluation=load_evaluation(evaluator) if evaluated else None,
+            classes=[],
+            training={},
+            pushed_to=metadata.pushed_destination(components.get(configs.PUSHER)),
+            history=[],
+            anomalies=load_anomalies(components.get(configs.EXAMPLE_VALIDATOR)),
+        )
+
+
+def _no_placeholder(text: str, step: Step) -> None:
+    left = _ANY_PLACEHOLDER.search(text)
+    if left:
+        raise UserError(f"step {step.name}: kubeflow-local cannot fill the placeholder {left[0]}")
+
+
+def _selects(query: str, artifact: dict, step: Step) -> bool:
+    """Whether a KFP artifact filter (``field=value`` clauses joined by AND) selects it."""
+    for clause in query.split(" AND "):
+        match = _CLAUSE.fullmatch(clause.strip())
+        if not match:
+            raise UserError(f"step {step.name}: kubeflow-local cannot evaluate {clause!r}")
+        field, value = match.groups()
+        value = json.loads(value) if value.startswith('"') else value
+        metadata = artifact["metadata"]
+        if field == "schema_title":
+            holds = _schema_title(artifact) == value
+        elif field == "state":
+            holds = value == "LIVE"  # the record holds no deleted artifacts
+        elif field == "name":
+            holds = artifact["name"] == value
+        elif field.startswith("metadata.") and field.endswith(".number_value"):
+            holds = metadata.get(field[len("metadata.") : -len(".number_value")]) == float(value)
+        elif field.startswith("metadata.") and field.endswith(".string_value"):
+            holds = metadata.get(field[len("metadata.") : -len(".string_value")]) == value
+        else:
+            raise UserError(f"step {step.name}: kubeflow-local cannot evaluate {clause!r}")
+        if not holds:
+            return False
+    return True
+
+
+def _schema_title(artifact: dict) -> str:
+    kind = artifact["type"]
+    return kind.get("schemaTitle") or yaml.safe_load(kind["instanceSchema"]).get("title", "")
+
+
+def _cache_key(step: Step, inputs: dict[str, list[dict]], parameters: dict) -> str:
+    """What KFP's cache key covers: input artifacts, parameter values, output types and the
+    container (image, command, arguments)."""
+    key = {
+        "inputs": {k: [a["name"] for a in v] for k, v in inputs.items()},
+        "parameters": parameters,
+        "outputs": step.component.get("outputDefinitions", {}),
+        "container": step.container,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _mlmd_artifact(artifact: dict):
+    """A recorded artifact as ML Metadata holds it, for the summary's readers: integral numbers
+    as ints (KFP's metadata keeps every number as a double)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    result = metadata_store_pb2.Artifact(uri=artifact["uri"])
+    for name, value in artifact["metadata"].items():
+        field = result.custom_properties[name]
+        if isinstance(value, int | float) and float(value).is_integer():
+            field.int_value = int(value)
+        elif isinstance(value, float):
+            field.double_value = value
+        else:
+            field.string_value = value if isinstance(value, str) else json.dumps(value)
+    return result
