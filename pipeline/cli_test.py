@@ -31,6 +31,7 @@ def test_every_subcommand_declares_its_flags_in_its_own_module():
         "run",
         "compile-kubeflow",
         "submit",
+        "kubeflow-local",
         "convert-imagenet",
         "report",
         "tensorboard",

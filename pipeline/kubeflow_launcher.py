@@ -91,6 +91,7 @@ def run(job: dict, gcs_dir: str, parameters: dict[str, str], *, enable_cache: bo
             print(f"[{number}/{len(steps)}] {step.name} {state} ({seconds:.1f} s)", flush=True)
         launcher.finish("failed" if failure else "succeeded")
         print(launcher.summary(), flush=True)
+        print(f"Each step's ExecutorInput and output: {launcher.steps_dir}", flush=True)
     if failure:
         print(f"alexnet-tfx kubeflow-local: FAILED: {failure}", file=sys.stderr)
         return 1

@@ -8,7 +8,6 @@ find the first run's blessed model, and its Evaluator compare against it.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
@@ -89,8 +88,11 @@ def test_every_step_of_the_spec_runs_to_a_blessed_pushed_model(runs):
         tasks, "complete"
     )
     serving_dir = os.path.join(gcs, BUCKET, "root", configs.SERVING_DIR_NAME)
-    (pushed,) = glob.glob(os.path.join(serving_dir, "*", "saved_model.pb"))
-    assert f"Blessed: yes. Pushed to {os.path.dirname(pushed)}" in first.stdout
+    (pushed_model,) = record[0]["tasks"][configs.PUSHER]["outputs"]["pushed_model"]
+    pushed = pushed_model["metadata"]["pushed_destination"]
+    assert os.path.dirname(pushed) == serving_dir  # gs://bucket/root/serving_model, mapped
+    assert os.path.exists(os.path.join(pushed, "saved_model.pb"))
+    assert f"Blessed: yes. Pushed to {pushed}." in first.stdout
     assert "Baseline: none yet" in first.stdout
     quarantine = record[0]["tasks"][configs.QUARANTINE]["outputs"]["report"][0]
     assert quarantine["metadata"]["rejected_count"] == 0

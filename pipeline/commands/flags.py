@@ -139,6 +139,17 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=key, default=argparse.SUPPRESS, **keywords)
 
 
+def add_param_flag(parser: argparse.ArgumentParser) -> None:
+    """``--param NAME=VALUE``: a compiled pipeline's runtime parameter (submit, kubeflow-local)."""
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a runtime parameter, e.g. --param data_root=gs://... (repeatable)",
+    )
+
+
 def resolve_settings(
     args: argparse.Namespace, given: dict[str, tuple] | None = None
 ) -> presets.Resolved:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from pipeline import pipeline_root
+from pipeline.commands import flags
 
 
 def add_parser(subparsers) -> None:
@@ -21,21 +24,19 @@ def add_parser(subparsers) -> None:
         help="local directory standing in for Cloud Storage: gs://BUCKET/path is "
         "GCS_DIR/BUCKET/path (put the data_root's shards there)",
     )
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a runtime parameter, e.g. --param data_root=gs://... (repeatable)",
-    )
+    flags.add_param_flag(p)
     p.add_argument("--no-cache", action="store_true", help="re-execute every step")
     p.set_defaults(handler=main)
 
 
 def main(args) -> int:
-    from pipeline import kubeflow_launcher, kubeflow_submit
+    from pipeline import kubeflow_launcher, kubeflow_submit, run_log
 
     job = kubeflow_submit.load_job(args.pipeline)
     parameters = kubeflow_submit.run_parameters(job, args.param)
     gcs_dir = pipeline_root.writable_dir(args.gcs_dir, "--gcs-dir")
-    return kubeflow_launcher.run(job, gcs_dir, parameters, enable_cache=not args.no_cache)
+    # The steps' output goes to their own files; this is the launcher's (TensorFlow's start-up
+    # lines when the summary reads the evaluation), kept out of the terminal as run keeps it.
+    log = run_log.log_path(os.path.join(gcs_dir, kubeflow_launcher.LAUNCHER_DIR))
+    with run_log.logged_run(log):
+        return kubeflow_launcher.run(job, gcs_dir, parameters, enable_cache=not args.no_cache)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from data.errors import UserError
+from pipeline.commands import flags
 
 
 def add_parser(subparsers) -> None:
@@ -21,13 +22,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--experiment", default=None)
     p.add_argument("--namespace", default=None, help="Kubeflow profile namespace (--host)")
     p.add_argument("--service-account", default=None)
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a runtime parameter, e.g. --param data_root=gs://... (repeatable)",
-    )
+    flags.add_param_flag(p)
     p.add_argument(
         "--label", action="append", default=[], metavar="KEY=VALUE", help="a Vertex AI label"
     )
