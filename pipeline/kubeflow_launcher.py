@@ -171,24 +171,27 @@ class Record:
         os.replace(temporary, self.path)
 
     def executions(self):
-        """(run, task name, execution), oldest first."""
-        for run in self.runs:
-            for name, execution in run["tasks"].items():
-                yield run, name, execution
+        """Every recorded execution, oldest first."""
+        return [execution for run in self.runs for execution in run["tasks"].values()]
 
     def created(self) -> list[dict]:
         """Every artifact an execution created (a cached one re-links them), oldest first."""
         return [
             artifact
-            for _, _, execution in self.executions()
+            for execution in self.executions()
             if execution["state"] == "complete"
             for artifacts in execution["outputs"].values()
             for artifact in artifacts
         ]
 
     def cached(self, key: str) -> dict | None:
-        hits = [e for _, _, e in self.executions() if e.get("cache_key") == key]
-        return next((e for e in reversed(hits) if e["state"] in ("complete", "cached")), None)
+        """The latest execution with this cache key that produced its outputs."""
+        hits = [
+            e
+            for e in self.executions()
+            if e.get("cache_key") == key and e["state"] in ("complete", "cached")
+        ]
+        return hits[-1] if hits else None
 
 
 class Launcher:
@@ -197,7 +200,7 @@ class Launcher:
     def __init__(self, job, paths, record, directory, parameters, enable_cache):
         from pipeline import kubeflow_submit
 
-        self.job, self.paths, self.record, self.enable_cache = job, paths, record, enable_cache
+        self.paths, self.record, self.enable_cache = paths, record, enable_cache
         self.parameters = {name: paths(value) for name, value in parameters.items()}
         self.root = paths(job["runtimeConfig"]["gcsOutputDirectory"])
         ids = {run["run_id"] for run in record.runs}
