@@ -21,6 +21,13 @@ CHECKPOINT_DIR_NAME = "trainer_checkpoints"  # BackupAndRestore state that outli
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 
+# Where the gate's baseline comes from: TFX's Resolver over ML Metadata (local runs, Vertex AI),
+# or the newest pushed model, found by a container step (open-source Kubeflow Pipelines, which
+# runs no resolver: docs/kubeflow.md).
+BASELINE_RESOLVER = "resolver"
+BASELINE_PUSHED = "pushed"
+BASELINES = (BASELINE_RESOLVER, BASELINE_PUSHED)
+
 # Node ids: create_pipeline gives each component its id; the summary, the report, the Kubeflow
 # compiler and the tests find components by these. An id names a component's history in ML
 # Metadata, so renaming one starts that history afresh.
@@ -33,5 +40,6 @@ EXAMPLE_VALIDATOR = "ExampleValidator"
 TRANSFORM = "Transform"
 TRAINER = "Trainer"
 MODEL_RESOLVER = "latest_blessed_model_resolver"
+LATEST_PUSHED_MODEL = "latest_pushed_model"  # the baseline where no Resolver runs (KFP OSS)
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"

@@ -91,7 +91,9 @@ def load_evaluation(evaluator: ComponentRun) -> Evaluation:
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
             failures.append(_describe_failure(failure, per_slice.slice_key))
-    has_baseline = bool(evaluator.inputs.get("baseline_model"))
+    # Whether a baseline was evaluated, as TFMA's results say: a baseline input may hold no
+    # model (components.pushed_baseline, before anything was pushed).
+    has_baseline = bool(baseline)
     blessed = bool(blessing and blessing.custom_properties["blessed"].int_value == 1)
     eval_config = tfma.load_eval_result(uri, model_name=model_name).config
     checks = _overall_checks(eval_config, validation, metrics, changes)

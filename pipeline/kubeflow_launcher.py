@@ -1,14 +1,19 @@
-"""A compiled ``PipelineJob`` run on this machine, step by step, as the KFP v2 launcher runs it.
+"""A compiled ``PipelineJob`` run on this machine, step by step, as a Kubeflow backend runs it.
 
 Each container step runs its own command and arguments from the spec, with ``{{$}}`` replaced
-by the ``ExecutorInput`` the launcher would build (upstream artifacts, parameter values with
-the runtime parameters, output URIs, the output-metadata file), as a subprocess of this
-package's environment standing in for the image; what the executor writes to its output file
-is recorded as its artifacts' metadata. ``gs://BUCKET/path`` maps to ``DIR/BUCKET/path`` and
-the image's ``/alexnet-tfx`` to this package, so the spec runs unchanged. Resolver steps are
-answered with the spec's own query over the artifacts recorded in ``DIR`` by earlier runs, and
-a step whose inputs, parameters and container are those of a recorded execution is cached, as
-KFP caches it.
+by the ``ExecutorInput`` the backend's launcher would build (upstream artifacts, parameter
+values with the runtime parameters and upstream output parameters, output URIs, the
+output-metadata file), as a subprocess of this package's environment standing in for the
+image; what the executor writes to its output file is recorded as its artifacts' metadata and
+its output parameters. ``gs://BUCKET/path`` maps to ``DIR/BUCKET/path`` and the image's
+``/alexnet-tfx`` to this package, so the spec runs unchanged.
+
+Where the two backends differ (``pipeline.kubeflow_backends``: which executors they run, how
+inputs arrive, what is copied to the pod, the cache key), the chosen backend's rules apply:
+on Vertex AI, resolver steps are answered with the spec's own query over the artifacts that
+earlier runs in ``DIR`` recorded; on open-source Kubeflow Pipelines, a resolver is refused as
+its compiler refuses it, inputs arrive untyped and every input artifact is copied to a
+directory standing in for the pod's disk before the step runs.
 """
 
 from __future__ import annotations
@@ -21,19 +26,27 @@ import os
 import re
 import shlex
 import sys
+import threading
 import time
 
 import yaml
 
 from data.errors import UserError
-from pipeline import configs, kubeflow_platform, pipeline_root
+from pipeline import (
+    configs,
+    kubeflow_backends,
+    kubeflow_entrypoint,
+    kubeflow_platform,
+    pipeline_root,
+)
 from pipeline.kubeflow_runner import DATA_ROOT_PARAMETER
 
 CANNOT_EMULATE = (
-    "kubeflow-local runs every step here, one at a time, in this package's environment in "
-    "place of the image. It cannot emulate: the image build, GPU scheduling (the Trainer's "
-    "accelerator request), node selection and resource limits, or a Beam runner other than "
-    "DirectRunner (Dataflow, Flink, Spark)."
+    "kubeflow-local runs every step here, in this package's environment in place of the "
+    "image, independent steps side by side (--parallel). It cannot emulate: the image "
+    "build, GPU scheduling (the Trainer's accelerator request), node selection and resource "
+    "limits, storage credentials, or a Beam runner other than DirectRunner (Dataflow, Flink, "
+    "Spark)."
 )
 # Under --gcs-dir: the record of every run's executions and artifacts, and each step's files.
 LAUNCHER_DIR = "kubeflow-local"
@@ -60,8 +73,20 @@ class Step:
         return self.executor.get("container")
 
 
-def run(job: dict, gcs_dir: str, parameters: dict[str, str], *, enable_cache: bool = True) -> int:
-    """Runs every step; 0 when all completed (blessed or not), 1 when a step failed."""
+def run(
+    job: dict,
+    gcs_dir: str,
+    parameters: dict[str, str],
+    *,
+    backend: str,
+    enable_cache: bool = True,
+    parallel: int = 2,
+) -> int:
+    """Runs every step under ``backend``'s rules, up to ``parallel`` at once as their
+    upstream steps complete (a cluster runs independent steps side by side); 0 when all
+    completed (blessed or not), 1 when a step failed."""
+    rules = kubeflow_backends.BACKENDS[backend]
+    rules.check(job)
     steps = dag_order(job)
     for step in steps:
         _check_runner(step)
@@ -77,18 +102,17 @@ def run(job: dict, gcs_dir: str, parameters: dict[str, str], *, enable_cache: bo
     why = "its record of runs takes one run at a time"
     with pipeline_root.exclusive_run(directory, "--gcs-dir", why):
         record = Record(os.path.join(directory, RECORD_FILE))
-        launcher = Launcher(job, paths, record, directory, parameters, enable_cache)
+        launcher = Launcher(job, paths, record, directory, parameters, enable_cache, rules)
         print(CANNOT_EMULATE, flush=True)
-        print(f"Running {launcher.run_id}: {len(steps)} steps, root {launcher.root}", flush=True)
-        failure = None
-        for number, step in enumerate(steps, 1):
-            print(f"[{number}/{len(steps)}] {step.name} ...", flush=True)
-            try:
-                state, seconds = launcher.execute(step)
-            except StepFailed as error:
-                failure = error
-                break
-            print(f"[{number}/{len(steps)}] {step.name} {state} ({seconds:.1f} s)", flush=True)
+        title = kubeflow_platform.BACKEND_NAMES[backend]
+        print(
+            f"Running {launcher.run_id} as {title} would: {len(steps)} steps, "
+            f"root {launcher.root}",
+            flush=True,
+        )
+        failure = _run_steps(launcher, steps, parallel)
+        if rules.copies_artifacts:
+            print(launcher.copies_line(), flush=True)
         launcher.finish("failed" if failure else "succeeded")
         print(launcher.summary(), flush=True)
         print(f"Each step's ExecutorInput and output: {launcher.steps_dir}", flush=True)
@@ -96,6 +120,38 @@ def run(job: dict, gcs_dir: str, parameters: dict[str, str], *, enable_cache: bo
         print(f"alexnet-tfx kubeflow-local: FAILED: {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_steps(launcher: Launcher, steps: list[Step], parallel: int) -> StepFailed | None:
+    """Starts each step once its upstream steps completed; after a failure, starts no more
+    and lets the running ones finish. The first failure, or None."""
+    from concurrent import futures
+
+    upstream = {step.name: _upstream(step.task) for step in steps}
+    waiting, running, done, failure = list(steps), {}, set(), None
+    with futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        while running or (waiting and failure is None):
+            for step in [s for s in waiting if upstream[s.name] <= done]:
+                if failure is not None or len(running) >= max(1, parallel):
+                    break
+                waiting.remove(step)
+                print(f"[{len(done) + len(running) + 1}/{len(steps)}] {step.name} ...", flush=True)
+                running[pool.submit(launcher.execute, step)] = step
+            if not running:  # nothing can start: a cycle was refused before, so a failure
+                break
+            finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+            for future in finished:
+                step = running.pop(future)
+                try:
+                    state, seconds = future.result()
+                except StepFailed as error:
+                    failure = failure or error
+                    continue
+                done.add(step.name)
+                print(
+                    f"[{len(done)}/{len(steps)}] {step.name} {state} ({seconds:.1f} s)", flush=True
+                )
+    return failure
 
 
 def dag_order(job: dict) -> list[Step]:
@@ -122,8 +178,15 @@ def dag_order(job: dict) -> list[Step]:
 
 
 def _upstream(task: dict) -> set[str]:
-    artifacts = task.get("inputs", {}).get("artifacts", {}).values()
-    producers = {a["taskOutputArtifact"]["producerTask"] for a in artifacts}
+    inputs = task.get("inputs", {})
+    producers = {
+        a["taskOutputArtifact"]["producerTask"] for a in inputs.get("artifacts", {}).values()
+    }
+    producers |= {
+        p["taskOutputParameter"]["producerTask"]
+        for p in inputs.get("parameters", {}).values()
+        if "taskOutputParameter" in p
+    }
     return producers | set(task.get("dependentTasks", ()))
 
 
@@ -148,6 +211,11 @@ class PathMap:
             return kubeflow_platform.local_path(value.replace("gs://", self.gcs_dir + "/"))
         return value
 
+    def remote(self, path: str) -> str:
+        """The gs:// URI of a path under the directory (the inverse map); others unchanged."""
+        relative = os.path.relpath(path, self.gcs_dir)
+        return path if relative.startswith("..") else "gs://" + relative
+
 
 class StepFailed(Exception):
     """A step's process failed: its name, command line and the tail of its output."""
@@ -160,14 +228,16 @@ class Record:
     def __init__(self, path: str):
         self.path = path
         self.runs: list[dict] = []
+        self.artifacts = 0  # artifacts created so far: the next one's ML Metadata id
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
-                self.runs = json.load(f)["runs"]
+                saved = json.load(f)
+            self.runs, self.artifacts = saved["runs"], saved.get("artifacts", 0)
 
     def save(self) -> None:
         temporary = self.path + ".tmp"
         with open(temporary, "w", encoding="utf-8") as f:
-            json.dump({"runs": self.runs}, f, indent=1, sort_keys=True)
+            json.dump({"runs": self.runs, "artifacts": self.artifacts}, f, indent=1, sort_keys=True)
         os.replace(temporary, self.path)
 
     def executions(self):
@@ -197,11 +267,15 @@ class Record:
 class Launcher:
     """One run of the job: the artifacts of its steps so far, and how each step is run."""
 
-    def __init__(self, job, paths, record, directory, parameters, enable_cache):
+    def __init__(self, job, paths, record, directory, parameters, enable_cache, rules):
         from pipeline import kubeflow_submit
 
         self.paths, self.record, self.enable_cache = paths, record, enable_cache
+        self.rules = rules
+        self.lock = threading.Lock()
+        self.order = [step.name for step in dag_order(job)]  # the record's and summary's order
         self.parameters = {name: paths(value) for name, value in parameters.items()}
+        self.pipeline_name = job["pipelineSpec"]["pipelineInfo"]["name"]
         self.root = paths(job["runtimeConfig"]["gcsOutputDirectory"])
         ids = {run["run_id"] for run in record.runs}
         self.run_id = base = kubeflow_submit.run_name(job, None)
@@ -219,14 +293,19 @@ class Launcher:
         record.runs.append(self.run)
 
     def execute(self, step: Step) -> tuple[str, float]:
-        """Runs, resolves or reuses one step and records it; StepFailed if its process fails."""
+        """Runs, resolves or reuses one step and records it; StepFailed if its process fails.
+        Steps run in threads: the record changes under ``lock`` only, and a step's execution
+        is its own until it is recorded whole."""
         start = time.monotonic()
-        inputs = self._input_artifacts(step)
-        execution = {"state": "running", "inputs": inputs, "outputs": {}}
-        self.run["tasks"][step.name] = execution
+        with self.lock:
+            inputs = self._input_artifacts(step)
+            self.run["tasks"][step.name] = {"state": "running", "seconds": 0.0}
+            self.record.save()
+        execution = {"state": "running", "inputs": inputs, "outputs": {}, "parameters": {}}
         try:
-            if "resolver" in step.executor:
-                execution["outputs"] = self._resolve(step, inputs)
+            if "resolver" in step.executor:  # Vertex AI only: Kfp.check refused it
+                with self.lock:
+                    execution["outputs"] = self._resolve(step, inputs)
                 execution["state"] = "complete"
             else:
                 self._run_container(step, inputs, execution)
@@ -235,23 +314,29 @@ class Launcher:
             raise
         finally:
             execution["seconds"] = round(time.monotonic() - start, 1)
-            self.record.save()
+            with self.lock:
+                self.run["tasks"][step.name] = execution
+                self.record.save()
         return execution["state"], execution["seconds"]
 
     def finish(self, state: str) -> None:
-        self.run["state"] = state
-        self.record.save()
+        with self.lock:
+            self.run["state"] = state
+            self.run["tasks"] = {
+                n: self.run["tasks"][n] for n in self.order if n in self.run["tasks"]
+            }
+            self.record.save()
 
     def _input_artifacts(self, step: Step) -> dict[str, list[dict]]:
-        """Upstream outputs, typed as this component declares its inputs; a resolver that
-        found nothing gives an empty list (the Evaluator then has no baseline)."""
+        """Upstream outputs, as the backend hands them over (``input_artifact``); a resolver
+        that found nothing gives an empty list (the Evaluator then has no baseline)."""
         definitions = step.component.get("inputDefinitions", {}).get("artifacts", {})
         result = {}
         for key, source in step.task.get("inputs", {}).get("artifacts", {}).items():
             output = source["taskOutputArtifact"]
             producer = self.run["tasks"][output["producerTask"]]
             result[key] = [
-                {**artifact, "type": definitions[key]["artifactType"]}
+                self.rules.input_artifact(artifact, definitions[key]["artifactType"])
                 for artifact in producer["outputs"].get(output["outputArtifactKey"], [])
             ]
         return result
@@ -263,6 +348,10 @@ class Launcher:
                 values[key] = self.paths(source["runtimeValue"]["constant"])
             elif "componentInputParameter" in source:
                 values[key] = self.parameters[source["componentInputParameter"]]
+            elif "taskOutputParameter" in source:
+                output = source["taskOutputParameter"]
+                producer = self.run["tasks"][output["producerTask"]]
+                values[key] = producer["parameters"][output["outputParameterKey"]]
             else:
                 raise UserError(
                     f"step {step.name}: parameter {key} comes from {source}, "
@@ -291,39 +380,83 @@ class Launcher:
         return outputs
 
     def _run_container(self, step: Step, inputs: dict[str, list[dict]], execution: dict) -> None:
+        rules = self.rules
         task_root = os.path.join(self.root, self.run_id, step.name)
-        outputs = {
-            key: [
-                {
-                    "name": f"{self.run_id}/{step.name}/{key}",
-                    "type": definition["artifactType"],
-                    "uri": os.path.join(task_root, key),
-                    "metadata": {},
-                }
+        pod_dir = os.path.join(self.steps_dir, "pods", step.name)  # the pod's own disk
+        outputs = {}
+        for key, definition in (
+            step.component.get("outputDefinitions", {}).get("artifacts", {}).items()
+        ):
+            with self.lock:
+                self.record.artifacts += 1
+                number = self.record.artifacts
+            name = rules.artifact_name(self.run_id, step.name, key, number)
+            uri = rules.output_uri(self.root, self.pipeline_name, self.run_id, step.name, key)
+            outputs[key] = [
+                {"name": name, "type": definition["artifactType"], "uri": uri, "metadata": {}}
             ]
-            for key, definition in step.component.get("outputDefinitions", {})
-            .get("artifacts", {})
-            .items()
-        }
-        if step.component.get("outputDefinitions", {}).get("parameters"):
-            raise UserError(f"step {step.name} has output parameters; kubeflow-local has none")
         parameters = self._parameter_values(step)
-        output_file = os.path.join(task_root, "executor_output.json")
+        output_file = rules.output_file(task_root, pod_dir)
         container = step.container
         check = container.get("lifecycle", {}).get("preCacheCheck")
-        if check:  # ExampleGen's driver: the input's span and fingerprint, for the cache key
+        if check and rules.runs_pre_cache_check:  # ExampleGen's driver on Vertex AI
             self._process(step, "driver", check, inputs, parameters, outputs, output_file)
             parameters.update(self._read_output(output_file, outputs))
-        key = _cache_key(step, inputs, parameters)
+        # The artifacts passed by reference (pipeline.kubeflow_oss) are inputs too, for the
+        # record and the summary; not for the backend, which sees parameters.
+        suffix = kubeflow_entrypoint.REFERENCE_SUFFIX
+        execution["inputs"] = {
+            **inputs,
+            **{
+                name[: -len(suffix)]: [json.loads(value)]
+                for name, value in parameters.items()
+                if name.endswith(suffix)
+            },
+        }
+        key = rules.cache_key(
+            container, inputs, parameters, step.component.get("outputDefinitions", {})
+        )
         execution["cache_key"] = key
         hit = self.enable_cache and step.task.get("cachingOptions", {}).get("enableCache")
-        cached = self.record.cached(key) if hit else None
+        with self.lock:
+            cached = self.record.cached(key) if hit else None
         if cached:
             execution["outputs"], execution["state"] = cached["outputs"], "cached"
+            execution["parameters"] = cached["parameters"]
             return
+        copies = kubeflow_backends.Copies()
+        if rules.copies_artifacts:
+            rules.download(inputs, self.paths.remote, pod_dir, copies)
+            rules.prepare_outputs(outputs, self.paths.remote, pod_dir)
         self._process(step, "executor", container, inputs, parameters, outputs, output_file)
-        self._read_output(output_file, outputs)
+        written = self._read_output(output_file, outputs)
+        if rules.copies_artifacts:
+            rules.upload(outputs, self.paths.remote, pod_dir, copies)
+            execution["copies"] = dataclasses.asdict(copies)
+        execution["parameters"] = self._output_parameters(step, written)
         execution["outputs"], execution["state"] = outputs, "complete"
+
+    def _output_parameters(self, step: Step, written: dict) -> dict:
+        """The step's declared output parameters from its output file (launcher_v2.go
+        collectOutputParameters: one it did not write fails the step)."""
+        declared = step.component.get("outputDefinitions", {}).get("parameters", {})
+        missing = sorted(set(declared) - set(written))
+        if missing:
+            raise StepFailed(
+                f"step {step.name} wrote no value for its output parameter(s) {missing}"
+            )
+        return {key: written[key] for key in declared}
+
+    def copies_line(self) -> str:
+        """What the launcher copied to the pods' disks in this run, step by step."""
+        copied = {
+            name: e["copies"]["downloaded_bytes"]
+            for name, e in self.run["tasks"].items()
+            if e.get("copies")
+        }
+        total = sum(copied.values())
+        worst = ", ".join(f"{n} {b:,} B" for n, b in copied.items() if b) or "none"
+        return f"Input artifacts copied to the steps' pods: {total:,} bytes ({worst})"
 
     def _process(self, step, role, container, inputs, parameters, outputs, output_file) -> None:
         import subprocess
@@ -334,7 +467,15 @@ class Launcher:
                 "parameterValues": parameters,
             },
             "outputs": {
-                "artifacts": {k: {"artifacts": v} for k, v in outputs.items()},
+                "artifacts": {
+                    k: {"artifacts": [self.rules.output_artifact(a) for a in v]}
+                    for k, v in outputs.items()
+                },
+                # Where a command may write each output parameter instead (driver.go).
+                "parameters": {
+                    key: {"outputFile": f"/tmp/kfp/outputs/{key}"}
+                    for key in step.component.get("outputDefinitions", {}).get("parameters", {})
+                },
                 "outputFile": output_file,
             },
         }

@@ -22,6 +22,18 @@ PACKAGE_ROOT = os.path.dirname(bundled.DATA_DIR)
 
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
 
+# The backends a spec is compiled for (docs/kubeflow.md), and the job label that records it.
+KFP, VERTEX = "kfp", "vertex"
+BACKEND_NAMES = {KFP: "Kubeflow Pipelines 2.x (open source)", VERTEX: "Vertex AI Pipelines"}
+BACKENDS = tuple(BACKEND_NAMES)
+BACKEND_LABEL = "alexnet-tfx-backend"
+
+
+def backend_of(job: dict) -> str:
+    """The backend a compiled job was made for; jobs compiled before the label: Vertex AI's."""
+    return job.get("labels", {}).get(BACKEND_LABEL, VERTEX)
+
+
 # Kubeflow Pipelines and Vertex AI both require this form; TFX's own message for a bad name is
 # garbled, so the name is checked here first.
 _PIPELINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
@@ -32,9 +44,11 @@ _IMAGE = re.compile(
 )
 # A Kubernetes extended resource such as nvidia.com/gpu (Kubeflow Pipelines on Kubernetes).
 _K8S_RESOURCE = re.compile(r"[a-z0-9.-]+/[a-z0-9.-]+")
-# Steps read and write with TensorFlow's file system, which reads gs:// natively; s3:// or
-# minio:// would need tensorflow-io, which the image does not have.
+# Steps read and write artifacts with TensorFlow's file system and Beam's, which read gs://.
+# TensorFlow 2.16 has no s3:// and no minio:// file system (docs/kubeflow.md, "Storage"), so a
+# root there would fail at the first step that opens a file.
 REMOTE_SCHEMES = ("gs://",)
+UNSUPPORTED_SCHEMES = ("s3://", "minio://")
 
 
 def image_path(local_path: str) -> str:
@@ -63,6 +77,14 @@ def check_pipeline_name(name: str) -> str:
 
 def check_remote(uri: str, flag: str) -> str:
     """A URI every pod can reach; a local path would name a directory on no pod."""
+    if uri.startswith(UNSUPPORTED_SCHEMES):
+        raise UserError(
+            f"{flag} {uri!r}: the steps read and write artifacts with TensorFlow's and Beam's "
+            "file systems, and the image's TensorFlow 2.16 has no s3:// or minio:// file "
+            "system, so the first step to open a file would fail. Use a gs:// bucket (on "
+            "open-source Kubeflow Pipelines, give the pipeline's service account access to "
+            "it, e.g. with GKE Workload Identity: docs/kubeflow.md, 'Storage')"
+        )
     if not uri.startswith(REMOTE_SCHEMES) or len(uri) <= len("gs://"):
         raise UserError(
             f"{flag} {uri!r} is not a remote URI: the steps run in pods, so it must be one of "
@@ -80,25 +102,35 @@ def check_image(image: str) -> str:
     return image
 
 
-def gpu_request(gpus: int | None, gpu_type: str | None) -> tuple[int, str | None]:
-    """(count, type) of the Trainer's accelerator; a type alone means one GPU."""
+def gpu_request(gpus: int | None, gpu_type: str | None, backend: str) -> tuple[int, str | None]:
+    """(count, type) of the Trainer's accelerator; a type alone means one GPU.
+
+    Vertex AI takes its accelerator names; open-source Kubeflow Pipelines uses the type as
+    the Kubernetes resource name of the container's limit, verbatim (driver/driver.go
+    initPodSpecPatch), so a Vertex AI name there would make the pod unschedulable.
+    """
+    example = "nvidia.com/gpu" if backend == KFP else "NVIDIA_TESLA_T4"
     if gpus and not gpu_type:
-        raise UserError(
-            f"--gpus {gpus} needs --gpu-type (e.g. NVIDIA_TESLA_T4 on Vertex AI, "
-            "nvidia.com/gpu on Kubeflow Pipelines)"
-        )
+        raise UserError(f"--gpus {gpus} needs --gpu-type (e.g. {example} for --backend {backend})")
     if not gpu_type:
         return 0, None
+    if backend == KFP:
+        if not _K8S_RESOURCE.fullmatch(gpu_type):
+            raise UserError(
+                f"--gpu-type {gpu_type!r}: Kubeflow Pipelines requests the type as a "
+                "Kubernetes resource, e.g. nvidia.com/gpu (a Vertex AI name is compiled with "
+                "--backend vertex)"
+            )
+        return gpus or 1, gpu_type
     from google.cloud.aiplatform_v1.types import accelerator_type
 
     vertex_types = {t.name for t in accelerator_type.AcceleratorType} - {
         "ACCELERATOR_TYPE_UNSPECIFIED"
     }
-    if gpu_type not in vertex_types and not _K8S_RESOURCE.fullmatch(gpu_type):
+    if gpu_type not in vertex_types:
         raise UserError(
-            f"--gpu-type {gpu_type!r} is neither a Vertex AI accelerator "
-            f"({', '.join(sorted(vertex_types))}) nor a Kubernetes resource name "
-            "such as nvidia.com/gpu"
+            f"--gpu-type {gpu_type!r} is not a Vertex AI accelerator "
+            f"({', '.join(sorted(vertex_types))})"
         )
     return gpus or 1, gpu_type
 

@@ -61,9 +61,26 @@ def test_malformed_image_references_are_refused(image):
 
 
 def test_a_gpu_type_alone_means_one_gpu():
-    assert kubeflow_platform.gpu_request(None, "nvidia.com/gpu") == (1, "nvidia.com/gpu")
-    assert kubeflow_platform.gpu_request(4, "NVIDIA_L4") == (4, "NVIDIA_L4")
-    assert kubeflow_platform.gpu_request(None, None) == (0, None)
+    assert kubeflow_platform.gpu_request(None, "nvidia.com/gpu", "kfp") == (1, "nvidia.com/gpu")
+    assert kubeflow_platform.gpu_request(4, "NVIDIA_L4", "vertex") == (4, "NVIDIA_L4")
+    assert kubeflow_platform.gpu_request(None, None, "kfp") == (0, None)
+
+
+def test_each_backend_takes_its_own_kind_of_gpu_name():
+    """The open-source backend requests the type as a Kubernetes resource, verbatim
+    (backend/src/v2/driver/driver.go); Vertex AI takes its accelerator names."""
+    with pytest.raises(UserError, match="requests the type as a Kubernetes resource"):
+        kubeflow_platform.gpu_request(1, "NVIDIA_L4", "kfp")
+    with pytest.raises(UserError, match="is not a Vertex AI accelerator"):
+        kubeflow_platform.gpu_request(1, "nvidia.com/gpu", "vertex")
+
+
+@pytest.mark.parametrize("uri", ["minio://mlpipeline/v2/artifacts", "s3://bucket/root"])
+def test_object_stores_tensorflow_cannot_open_are_refused_with_the_fix(uri):
+    with pytest.raises(UserError) as error:
+        kubeflow_platform.check_remote(uri, "--pipeline-root")
+    assert "no s3:// or minio:// file system" in str(error.value)
+    assert "Use a gs:// bucket" in str(error.value)
 
 
 def dockerfile() -> str:

@@ -26,12 +26,11 @@ IMAGE = "us-docker.pkg.dev/alexnet-proj/pipelines/alexnet-tfx:1.0"
 ROOT = "gs://alexnet-bucket/root"
 DATA = "gs://alexnet-bucket/imagenet"
 BASE = ["--image", IMAGE, "--pipeline-root", ROOT, "--data-root", DATA]
-FULL = [
+DEPLOYMENT = [
     *BASE,
     "--record-format=tfds",
     "--serving-dir=gs://alexnet-bucket/serving",
     "--gpus=2",
-    "--gpu-type=NVIDIA_TESLA_V100",
     "--trainer-cpus=16",
     "--trainer-memory-gb=64",
     "--beam-cpus=4",
@@ -46,6 +45,9 @@ FULL = [
     "--mixed-precision=mixed_float16",
     "--min-top1=0.55",
 ]
+# Every deployment flag set, for each backend (the GPU type is each backend's kind of name).
+FULL = [*DEPLOYMENT, "--backend=vertex", "--gpu-type=NVIDIA_TESLA_V100"]
+FULL_KFP = [*DEPLOYMENT, "--gpu-type=nvidia.com/gpu"]
 FULL_BEAM_ARGS = [
     "--runner=DataflowRunner",
     f"--temp_location={ROOT}/beam-tmp",
@@ -70,6 +72,17 @@ DAG = {
     "Pusher": {"Trainer", "Evaluator"},
 }
 BEAM_STEPS = {"ImportExampleGen", "Quarantine", "StatisticsGen", "Transform", "Evaluator"}
+# The open-source backend's spec: ExampleGen's driver a step before it, the baseline from the
+# serving directory, no resolver; the dependencies are the same otherwise.
+DRIVER = "ImportExampleGen-driver"
+PUSHED = "latest_pushed_model"
+KFP_DAG = {
+    **{name: deps for name, deps in DAG.items() if not name.startswith(RESOLVER)},
+    DRIVER: set(),
+    "ImportExampleGen": {DRIVER},
+    PUSHED: set(),
+    "Evaluator": {"Quarantine", "Trainer", PUSHED},
+}
 
 
 def compile_to(path, argv: list[str]) -> dict:
@@ -130,6 +143,8 @@ def strings(value):
 
 
 # ------------------------------------------------------------------------ the compiled spec
+# For Vertex AI (``compiled``): TFX's own spec. For the open-source backend (``compiled_kfp``):
+# the same pipeline adapted to it, further below.
 
 
 def test_spec_parses_strictly_into_kfp_protos(compiled):
@@ -256,10 +271,101 @@ def test_runtime_values_are_the_ones_the_cli_set(compiled):
         assert tasks(job)[name]["cachingOptions"] == {"enableCache": True}, name
 
 
-def test_compiling_twice_gives_identical_json(compiled, tmp_path):
-    path, _ = compiled
+# ------------------------------------------------ the spec for open-source Kubeflow Pipelines
+
+
+def producers(task: dict) -> set[str]:
+    """The steps a task waits for: declared, or whose output parameters it takes."""
+    parameters = task.get("inputs", {}).get("parameters", {}).values()
+    return set(task.get("dependentTasks", [])) | {
+        p["taskOutputParameter"]["producerTask"] for p in parameters if "taskOutputParameter" in p
+    }
+
+
+def test_the_kfp_spec_holds_only_executors_the_open_source_backend_runs(compiled_kfp):
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    _, job = compiled_kfp
+    spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    assert spec.schema_version == "2.1.0"  # the only one KFP's API server takes
+    assert job["labels"]["alexnet-tfx-backend"] == "kfp"
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+    # backend/src/v2/compiler/visitor.go: container and importer executors only.
+    assert {kind for e in executors.values() for kind in e} == {"container"}
+    assert {e["container"]["image"] for e in executors.values()} == {IMAGE}
+    assert {tuple(e["container"]["command"]) for e in executors.values()} == {
+        ("python", "-m", "pipeline.kubeflow_entrypoint")
+    }
+    # Nothing the backend ignores: ExampleGen's driver is a step of its own.
+    assert "lifecycle" not in json.dumps(executors)
+
+
+def test_the_kfp_dag_has_the_driver_and_the_baseline_step(compiled_kfp):
+    _, job = compiled_kfp
+    assert {name: producers(task) for name, task in tasks(job).items()} == KFP_DAG
+
+
+def test_artifacts_travel_by_reference_so_the_launcher_copies_none(compiled_kfp):
+    """No task takes an input artifact (the launcher would copy it to the pod); each takes
+    ``<key>_artifact`` parameters from outputs its producer declares."""
+    _, job = compiled_kfp
+    components = job["pipelineSpec"]["components"]
+    for name, task in tasks(job).items():
+        component = components[task["componentRef"]["name"]]
+        assert "artifacts" not in task.get("inputs", {}), name
+        assert "artifacts" not in component.get("inputDefinitions", {}), name
+        outputs = component.get("outputDefinitions", {})
+        for key in outputs.get("artifacts", {}):
+            assert outputs["parameters"][f"{key}_artifact"] == {"parameterType": "STRING"}
+        for key, source in task.get("inputs", {}).get("parameters", {}).items():
+            if not key.endswith("_artifact"):
+                continue
+            producer = source["taskOutputParameter"]
+            produced = components[tasks(job)[producer["producerTask"]]["componentRef"]["name"]]
+            assert producer["outputParameterKey"].endswith("_artifact"), name
+            artifact = producer["outputParameterKey"][: -len("_artifact")]
+            assert artifact in produced["outputDefinitions"]["artifacts"], (name, key)
+    # What the Evaluator compares with: the baseline step's model.
+    evaluator = tasks(job)["Evaluator"]["inputs"]["parameters"]["baseline_model_artifact"]
+    assert evaluator["taskOutputParameter"]["producerTask"] == PUSHED
+
+
+def test_example_gen_takes_its_drivers_fingerprint_and_the_world_facing_steps_are_uncached(
+    compiled_kfp,
+):
+    _, job = compiled_kfp
+    parameters = tasks(job)["ImportExampleGen"]["inputs"]["parameters"]
+    for key in ("input_fingerprint", "span", "input_config"):
+        assert parameters[key] == {
+            "taskOutputParameter": {"outputParameterKey": key, "producerTask": DRIVER}
+        }
+    driver_inputs = tasks(job)[DRIVER]["inputs"]["parameters"]
+    assert driver_inputs["input_base"] == {"componentInputParameter": "data_root"}
+    # TFX's entrypoint types the parameters from its own copy of the input definitions.
+    args = container(job, "ImportExampleGen")["args"]
+    inputs_spec = json.loads(args[args.index("--json_serialized_inputs_spec_args") + 1])
+    assert inputs_spec["parameters"]["span"] == {"parameterType": "NUMBER_INTEGER"}
+    cached = {name for name, task in tasks(job).items() if "cachingOptions" in task}
+    assert cached == set(KFP_DAG) - {DRIVER, PUSHED}
+    assert constant(job, PUSHED, "serving_dir") == "gs://alexnet-bucket/serving"
+
+
+def test_the_kfp_trainer_requests_gpus_as_a_kubernetes_resource(compiled_kfp):
+    _, job = compiled_kfp
+    # backend/src/v2/driver/driver.go: the type is the container limit's resource name.
+    assert container(job, "Trainer")["resources"]["accelerator"] == {
+        "count": "2",
+        "type": "nvidia.com/gpu",
+    }
+    for name in BEAM_STEPS:
+        assert beam_args_of(container(job, name)["args"]) == FULL_BEAM_ARGS, name
+
+
+def test_compiling_twice_gives_identical_json(compiled_kfp, tmp_path):
+    path, _ = compiled_kfp
     again = tmp_path / "again.json"
-    compile_to(again, FULL)
+    compile_to(again, FULL_KFP)
     assert again.read_bytes() == path.read_bytes()
 
 
@@ -303,8 +409,9 @@ def test_the_spec_carries_the_fingerprint_of_the_code_each_step_runs(compiled, t
         assert (original != now) == changed, step
 
 
-def test_everything_the_spec_runs_is_importable(compiled):
-    _, job = compiled
+@pytest.mark.parametrize("backend", ["vertex", "kfp"])
+def test_everything_the_spec_runs_is_importable(backend, request):
+    _, job = request.getfixturevalue("compiled" if backend == "vertex" else "compiled_kfp")
     modules, classes = set(), set()
     for executor in job["pipelineSpec"]["deploymentSpec"]["executors"].values():
         if "container" not in executor:
@@ -316,7 +423,8 @@ def test_everything_the_spec_runs_is_importable(compiled):
                 assert hook["command"][:2] == ["python", "-m"], hook["command"]
                 modules.add(hook["command"][2])
         args = run["args"]
-        classes.add(args[args.index("--executor_class_path") + 1])
+        if "--executor_class_path" in args:  # not ExampleGen's driver step
+            classes.add(args[args.index("--executor_class_path") + 1])
     classes |= {constant(job, "Trainer", "run_fn"), constant(job, "Transform", "preprocessing_fn")}
     assert "components.quarantine.executor.Executor" in classes
     for module in modules:
@@ -347,7 +455,23 @@ def test_defaults_direct_runner_no_gpu_build_imagenet(tmp_path):
     [
         (["--pipeline-name=AlexNet_TFX"], "--pipeline-name 'AlexNet_TFX': Kubeflow needs lower"),
         (["--gpus=2"], "--gpus 2 needs --gpu-type"),
-        (["--gpu-type=TESLA"], "--gpu-type 'TESLA' is neither a Vertex AI accelerator"),
+        (["--gpu-type=TESLA"], "--gpu-type 'TESLA': Kubeflow Pipelines requests the type as"),
+        (
+            ["--gpu-type=NVIDIA_TESLA_V100"],
+            "--gpu-type 'NVIDIA_TESLA_V100': Kubeflow Pipelines requests the type as a "
+            "Kubernetes resource, e.g. nvidia.com/gpu",
+        ),
+        (
+            ["--backend=vertex", "--gpu-type=nvidia.com/gpu"],
+            "--gpu-type 'nvidia.com/gpu' is not a Vertex AI accelerator",
+        ),
+        (
+            ["--pipeline-root=minio://mlpipeline/v2/artifacts"],
+            "--pipeline-root 'minio://mlpipeline/v2/artifacts': the steps read and write "
+            "artifacts with TensorFlow's and Beam's file systems, and the image's TensorFlow "
+            "2.16 has no s3:// or minio:// file system",
+        ),
+        (["--data-root=s3://imagenet/records"], "TensorFlow 2.16 has no s3:// or minio://"),
         (["--pipeline-root=/tmp/root"], "--pipeline-root '/tmp/root' is not a remote URI"),
         (["--data-root=data/sample"], "--data-root 'data/sample' is not a remote URI"),
         (["--serving-dir=serving"], "--serving-dir 'serving' is not a remote URI"),

@@ -12,7 +12,7 @@ import os
 import tempfile
 
 from data.errors import UserError
-from pipeline.kubeflow_platform import check_pipeline_name, check_remote
+from pipeline.kubeflow_platform import BACKEND_NAMES, backend_of, check_pipeline_name, check_remote
 from pipeline.kubeflow_runner import DATA_ROOT_PARAMETER
 
 
@@ -31,6 +31,22 @@ def load_job(path: str) -> dict:
             "'alexnet-tfx compile-kubeflow'"
         )
     return job
+
+
+def check_backend(job: dict, backend: str) -> None:
+    """A job compiled for the other backend is refused before anything is sent: the
+    open-source backend refuses Vertex AI's resolver steps (with its own message), and a job
+    compiled for it would run on Vertex AI without TFX's own Resolver."""
+    from pipeline import kubeflow_backends
+
+    compiled = backend_of(job)
+    if compiled == backend:
+        return
+    kubeflow_backends.BACKENDS[backend].check(job)
+    raise UserError(
+        f"--pipeline was compiled for {BACKEND_NAMES[compiled]}: compile it with "
+        f"'alexnet-tfx compile-kubeflow --backend {backend}' to run on {BACKEND_NAMES[backend]}"
+    )
 
 
 def run_parameters(job: dict, overrides: list[str]) -> dict[str, str]:

@@ -14,10 +14,10 @@ from pipeline import cli, kubeflow_submit
 from pipeline.kubeflow_runner_test import DAG, ROOT
 
 
-def test_kfp_sdk_loads_the_package_submit_sends(compiled, tmp_path):
+def test_kfp_sdk_loads_the_package_submit_sends(compiled_kfp, tmp_path):
     from kfp import components
 
-    _, job = compiled
+    _, job = compiled_kfp
     loaded = components.load_component_from_file(kubeflow_submit.kfp_package(job, tmp_path))
     assert loaded.name == "alexnet-tfx"
     assert set(loaded.component_spec.inputs) == {"data_root"}
@@ -49,6 +49,7 @@ def test_vertex_job_is_built_from_the_template(compiled):
     request = vertex.to_dict()  # what submit() would send
     assert request["displayName"] == "alexnet-tfx"
     assert request["labels"] == {
+        "alexnet-tfx-backend": "vertex",
         "tfx_version": tfx.__version__.replace(".", "-"),
         "tfx_py_version": f"{sys.version_info.major}-{sys.version_info.minor}",
         "tfx_runner": "kubeflow_v2",
@@ -88,8 +89,8 @@ def submit_error(capsys, *argv) -> str:
     return err
 
 
-def test_unreachable_kubeflow_host_is_one_line(compiled, capsys):
-    path, _ = compiled
+def test_unreachable_kubeflow_host_is_one_line(compiled_kfp, capsys):
+    path, _ = compiled_kfp
     err = submit_error(capsys, "--pipeline", str(path), "--host", "http://127.0.0.1:9")
     assert "cannot reach Kubeflow Pipelines at http://127.0.0.1:9 (" in err
     assert "Connection refused" in err
@@ -116,3 +117,19 @@ def test_submit_refuses_what_is_not_a_compiled_job(compiled, tmp_path, capsys):
     assert "--vertex needs --project and --region" in submit_error(
         capsys, "--pipeline", path, "--vertex"
     )
+
+
+def test_a_job_is_refused_by_the_backend_it_was_not_compiled_for(compiled, compiled_kfp, capsys):
+    vertex, kfp = str(compiled[0]), str(compiled_kfp[0])
+    err = submit_error(capsys, "--pipeline", vertex, "--host", "http://127.0.0.1:9")
+    # What the open-source backend's compiler answers (backend/src/v2/compiler/visitor.go).
+    assert re.search(
+        r'error processing component name="latest_blessed_model_resolver-[\w-]+": '
+        r'executor\(label="[\w-]+_executor"\): non-container and non-importer executor not '
+        r"implemented",
+        err,
+    ), err
+    argv = ["--pipeline", kfp, "--vertex", "--project=p", "--region=us-central1"]
+    err = submit_error(capsys, *argv)
+    assert "was compiled for Kubeflow Pipelines 2.x (open source)" in err
+    assert "'alexnet-tfx compile-kubeflow --backend vertex'" in err

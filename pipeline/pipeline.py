@@ -2,8 +2,9 @@
 
 Components in data order: ImportExampleGen (or RawImageNetExampleGen) -> Quarantine ->
 StatisticsGen -> ImportSchemaGen -> ExampleValidator -> Transform -> Trainer -> Resolver
-(latest blessed model) -> Evaluator -> Pusher. Every setting is an argument (the step configs,
-Beam arguments and resources per kind of step), so the runners only build paths and call this.
+(latest blessed model; on open-source Kubeflow, the latest pushed one) -> Evaluator -> Pusher.
+Every setting is an argument (the step configs, Beam arguments and resources per kind of
+step), so the runners only build paths and call this.
 Module code is referenced by import path, never by file, so the same definition compiles for
 the local runner and for Kubeflow (where the package is baked into the image).
 
@@ -22,6 +23,7 @@ from tfx.proto import example_gen_pb2, transform_pb2
 
 from components.atomic_pusher.component import AtomicPusher
 from components.codec_trainer.component import CodecTrainer
+from components.pushed_baseline import component as pushed_baseline
 from components.quarantine import component as quarantine_component
 from components.raw_imagenet_example_gen.component import RawImageNetExampleGen
 from components.uncompressed_transform.component import UncompressedTransform
@@ -56,6 +58,7 @@ def create_pipeline(
     trainer_platform_config=None,
     metadata_connection_config=None,
     enable_cache: bool = True,
+    baseline: str = configs.BASELINE_RESOLVER,
 ) -> tfx.dsl.Pipeline:
     """The pipeline.
 
@@ -65,6 +68,9 @@ def create_pipeline(
     ``validation_labels``). ``beam_pipeline_args`` go to the steps that run Beam, and only to
     them; ``beam_platform_config`` and ``trainer_platform_config`` (e.g. KFP ResourceSpecs)
     size those steps' and the Trainer's containers on orchestrators that honour them.
+    ``baseline`` is where the gate's baseline comes from: TFX's Resolver (the last blessed
+    model in ML Metadata), or, where no Resolver runs, the newest model pushed to
+    ``serving_dir`` (``components.pushed_baseline``).
     """
     if raw_tree:
         example_gen = RawImageNetExampleGen(
@@ -130,15 +136,24 @@ def create_pipeline(
             ),
         ),
     ).with_id(configs.TRAINER)
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id(configs.MODEL_RESOLVER)
-    evaluator = tfx.components.Evaluator(
+    if baseline == configs.BASELINE_RESOLVER:
+        baseline_step = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id(configs.MODEL_RESOLVER)
+        evaluator_class = tfx.components.Evaluator
+    elif baseline == configs.BASELINE_PUSHED:
+        baseline_step = pushed_baseline.LatestPushedModel(serving_dir).with_id(
+            configs.LATEST_PUSHED_MODEL
+        )
+        evaluator_class = pushed_baseline.Evaluator
+    else:
+        raise ValueError(f"baseline {baseline!r}: expected one of {configs.BASELINES}")
+    evaluator = evaluator_class(
         examples=examples,
         model=trainer_component.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=baseline_step.outputs["model"],
         example_splits=[records.VALIDATION_SPLIT],
         eval_config=make_eval_config(gate, ten_crop=transform.stored_size > transform.crop_size),
     ).with_id(configs.EVALUATOR)
@@ -170,7 +185,7 @@ def create_pipeline(
             example_validator,
             transform_component,
             trainer_component,
-            model_resolver,
+            baseline_step,
             evaluator,
             pusher,
         ],

@@ -103,12 +103,14 @@ def push(model_path: str, serving_dir: str) -> str:
 
 
 def next_version(serving_dir: str) -> int:
-    versions = [int(name.rstrip("/")) for name in fileio.listdir(serving_dir) if _is_version(name)]
-    return max([int(time.time()), *(v + 1 for v in versions)])
+    return max([int(time.time()), *(v + 1 for v in versions(serving_dir))])
 
 
-def _is_version(name: str) -> bool:
-    return name.rstrip("/").isdigit()
+def versions(serving_dir: str) -> list[int]:
+    """The versions pushed to ``serving_dir``, lowest first: its all-digit names, as model
+    servers see them (a push in progress has a hidden name until it is complete)."""
+    names = (name.rstrip("/") for name in fileio.listdir(serving_dir))
+    return sorted(int(name) for name in names if name.isdigit())
 
 
 def copy_saved_model(source: str, destination: str) -> None:

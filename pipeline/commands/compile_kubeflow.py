@@ -19,6 +19,14 @@ def add_parser(subparsers) -> None:
         "with 'alexnet-tfx submit'.",
     )
     p.add_argument("--output", default="pipeline.json", help="the JSON to write (pipeline.json)")
+    p.add_argument(
+        "--backend",
+        choices=kubeflow_platform.BACKENDS,
+        default=kubeflow_platform.KFP,
+        help="what runs the spec: kfp, open-source Kubeflow Pipelines 2.x (default; the "
+        "baseline from the serving directory, ExampleGen's driver as a step), or vertex, "
+        "Vertex AI Pipelines (TFX's own spec, with its Resolver); docs/kubeflow.md",
+    )
     p.add_argument("--image", required=True, help="the pipeline image built from the Dockerfile")
     p.add_argument("--pipeline-root", required=True, help="gs://... for artifacts (and metadata)")
     p.add_argument(
@@ -41,8 +49,9 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--gpu-type",
         default=None,
-        help="accelerator: NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_TESLA_A100, ... (Vertex AI) or "
-        "nvidia.com/gpu (Kubeflow Pipelines); alone, it means one GPU",
+        help="accelerator: the Kubernetes resource, e.g. nvidia.com/gpu (--backend kfp), or "
+        "NVIDIA_TESLA_T4, NVIDIA_L4, NVIDIA_TESLA_A100, ... (--backend vertex); alone, it "
+        "means one GPU",
     )
     p.add_argument("--trainer-cpus", type=float, default=8.0)
     p.add_argument("--trainer-memory-gb", type=float, default=32.0)
@@ -64,6 +73,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--beam-memory-gb", type=float, default=32.0)
     flags.add_settings_flags(p)
     p.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    flags.add_verbose_flag(p)
     p.set_defaults(handler=main)
 
 
@@ -93,7 +103,7 @@ def main(args) -> int:
     serving_dir = kubeflow_platform.check_remote(
         args.serving_dir or f"{pipeline_root}/{configs.SERVING_DIR_NAME}", "--serving-dir"
     )
-    gpus, gpu_type = kubeflow_platform.gpu_request(args.gpus, args.gpu_type)
+    gpus, gpu_type = kubeflow_platform.gpu_request(args.gpus, args.gpu_type, args.backend)
     beam_args = kubeflow_platform.beam_pipeline_args(
         args.beam_runner,
         args.beam_arg,
@@ -115,9 +125,14 @@ def main(args) -> int:
         trainer_resources=kubeflow_platform.resource_spec(
             args.trainer_cpus, args.trainer_memory_gb, gpus, gpu_type
         ),
+        backend=args.backend,
         enable_cache=not args.no_cache,
     )
     kubeflow_runner.write_job(job, args.output)
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
-    print(f"Wrote {args.output}: {len(tasks)} steps, image {args.image}, Beam {args.beam_runner}")
+    backend = kubeflow_platform.BACKEND_NAMES[args.backend]
+    print(
+        f"Wrote {args.output} for {backend}: {len(tasks)} steps, image {args.image}, "
+        f"Beam {args.beam_runner}"
+    )
     return 0

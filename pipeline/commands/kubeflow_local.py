@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pipeline import pipeline_root
+from pipeline import kubeflow_platform, pipeline_root
 from pipeline.commands import flags
 
 
@@ -13,9 +13,11 @@ def add_parser(subparsers) -> None:
         "kubeflow-local",
         help="dry-run a compiled Kubeflow pipeline here, every step's own container command",
         description="Run the PipelineJob JSON that compile-kubeflow wrote on this machine, as "
-        "the KFP v2 launcher runs it: each step's command from the spec with its "
-        "ExecutorInput, gs://BUCKET/... mapped to GCS_DIR/BUCKET/..., resolvers answered from "
-        "earlier runs in GCS_DIR, steps cached as KFP caches them.",
+        "the backend's launcher runs it: each step's command from the spec with its "
+        "ExecutorInput, gs://BUCKET/... mapped to GCS_DIR/BUCKET/..., steps cached as the "
+        "backend caches them. Under the open-source backend's rules (kfp) what it refuses is "
+        "refused, inputs arrive untyped and input artifacts are copied to the step's pod; "
+        "under Vertex AI's, resolvers are answered from earlier runs in GCS_DIR.",
     )
     p.add_argument("--pipeline", default="pipeline.json", help="the compiled JSON")
     p.add_argument(
@@ -24,8 +26,22 @@ def add_parser(subparsers) -> None:
         help="local directory standing in for Cloud Storage: gs://BUCKET/path is "
         "GCS_DIR/BUCKET/path (put the data_root's shards there)",
     )
+    p.add_argument(
+        "--backend",
+        choices=kubeflow_platform.BACKENDS,
+        default=None,
+        help="whose rules to apply: kfp (open-source Kubeflow Pipelines 2.x) or vertex "
+        "(default: the backend the spec was compiled for)",
+    )
+    p.add_argument(
+        "--parallel",
+        type=flags.positive_int,
+        default=2,
+        help="steps run at once, each as soon as its upstream steps completed (default: 2)",
+    )
     flags.add_param_flag(p)
     p.add_argument("--no-cache", action="store_true", help="re-execute every step")
+    flags.add_verbose_flag(p)
     p.set_defaults(handler=main)
 
 
@@ -39,4 +55,11 @@ def main(args) -> int:
     # lines when the summary reads the evaluation), kept out of the terminal as run keeps it.
     log = run_log.log_path(os.path.join(gcs_dir, kubeflow_launcher.LAUNCHER_DIR))
     with run_log.logged_run(log):
-        return kubeflow_launcher.run(job, gcs_dir, parameters, enable_cache=not args.no_cache)
+        return kubeflow_launcher.run(
+            job,
+            gcs_dir,
+            parameters,
+            backend=args.backend or kubeflow_platform.backend_of(job),
+            enable_cache=not args.no_cache,
+            parallel=args.parallel,
+        )

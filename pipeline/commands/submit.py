@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from data.errors import UserError
+from pipeline import kubeflow_platform
 from pipeline.commands import flags
 
 
@@ -27,6 +28,7 @@ def add_parser(subparsers) -> None:
         "--label", action="append", default=[], metavar="KEY=VALUE", help="a Vertex AI label"
     )
     p.add_argument("--no-cache", action="store_true", help="re-execute every step of this run")
+    flags.add_verbose_flag(p)
     p.set_defaults(handler=main)
 
 
@@ -34,6 +36,9 @@ def main(args) -> int:
     from pipeline import kubeflow_submit
 
     job = kubeflow_submit.load_job(args.pipeline)
+    kubeflow_submit.check_backend(
+        job, kubeflow_platform.KFP if args.host else kubeflow_platform.VERTEX
+    )
     parameters = kubeflow_submit.run_parameters(job, args.param)
     labels = kubeflow_submit.parse_labels(args.label)
     run_name = kubeflow_submit.run_name(job, args.run_name)

@@ -1,0 +1,130 @@
+"""The open-source backend's entrypoint: untyped inputs typed again (TFX's own entrypoint fails
+on them), artifacts through their references and back, ExampleGen's driver as a step.
+The whole entrypoint runs every step of tests/kubeflow_local_e2e_test.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+
+import pytest
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+from tfx.types import standard_artifacts
+
+from data import bundled
+from pipeline import kubeflow_entrypoint
+
+EXAMPLES_SCHEMA = "title: tfx.Examples\ntype: object\n"
+INPUTS_SPEC = {"artifacts": {"examples": {"artifactType": {"instanceSchema": EXAMPLES_SCHEMA}}}}
+
+
+def _untyped_input(uri: str) -> pipeline_spec_pb2.ExecutorInput:
+    """An input artifact as the open-source backend hands it over (driver/driver.go,
+    metadata/client.go): named by its id, ``instanceSchema`` empty."""
+    return json_format.ParseDict(
+        {
+            "inputs": {
+                "artifacts": {
+                    "examples": {
+                        "artifacts": [
+                            {
+                                "name": "17",
+                                "type": {"instanceSchema": ""},
+                                "uri": uri,
+                                "metadata": {"split_names": '["train", "validation"]'},
+                            }
+                        ]
+                    }
+                }
+            }
+        },
+        pipeline_spec_pb2.ExecutorInput(),
+    )
+
+
+def test_tfx_fails_on_an_untyped_input_and_typed_restores_the_declared_type():
+    executor_input = _untyped_input("gs://b/examples")
+    with pytest.raises(AttributeError):  # tensorflow/tfx#7768: yaml.safe_load("") is None
+        kubeflow_v2_entrypoint_utils.parse_raw_artifact_dict(executor_input.inputs.artifacts)
+    spec = json_format.ParseDict(INPUTS_SPEC, pipeline_spec_pb2.ComponentInputsSpec())
+    kubeflow_entrypoint.typed(executor_input, spec)
+    parsed = kubeflow_v2_entrypoint_utils.parse_raw_artifact_dict(executor_input.inputs.artifacts)
+    (examples,) = parsed["examples"]
+    assert isinstance(examples, standard_artifacts.Examples)
+    assert (examples.uri, examples.split_names) == ("gs://b/examples", '["train", "validation"]')
+
+
+def test_an_artifact_goes_by_reference_and_comes_back_as_it_left(tmp_path):
+    """The producer's output, with what its executor wrote to the output file, is the
+    consumer's input artifact; unnamed before KFP 2.15, it is named by its URI."""
+    producer = json_format.ParseDict(
+        {
+            "outputs": {
+                "artifacts": {
+                    "examples": {
+                        "artifacts": [
+                            {"name": "", "uri": "gs://b/run/task/examples", "metadata": {}}
+                        ]
+                    }
+                },
+                "outputFile": str(tmp_path / "output_metadata.json"),
+            }
+        },
+        pipeline_spec_pb2.ExecutorInput(),
+    )
+    written = {"artifacts": {"examples": {"artifacts": [{"metadata": {"compression": "NONE"}}]}}}
+    (tmp_path / "output_metadata.json").write_text(json.dumps(written))
+    kubeflow_entrypoint.to_references(producer, str(tmp_path / "output_metadata.json"))
+    output = json.loads((tmp_path / "output_metadata.json").read_text())
+    parameter = output["parameterValues"]["examples_artifact"]
+    assert output["artifacts"] == written["artifacts"]  # what the launcher records, kept
+
+    consumer = json_format.ParseDict(
+        {"inputs": {"parameterValues": {"examples_artifact": parameter, "splits": "[]"}}},
+        pipeline_spec_pb2.ExecutorInput(),
+    )
+    kubeflow_entrypoint.from_references(consumer)
+    assert dict(consumer.inputs.parameter_values) == {
+        "splits": consumer.inputs.parameter_values["splits"]
+    }
+    (artifact,) = consumer.inputs.artifacts["examples"].artifacts
+    assert artifact.name == artifact.uri == "gs://b/run/task/examples"
+    assert json_format.MessageToDict(artifact.metadata) == {"compression": "NONE"}
+
+
+def _driver(input_base: str, output_file: str) -> dict:
+    """The driver step as the spec runs it; its output parameters."""
+    executor_input = {
+        "inputs": {
+            "parameterValues": {
+                "input_base": input_base,
+                "input_config": json.dumps({"splits": [{"name": "train", "pattern": "train-*"}]}),
+            }
+        },
+        "outputs": {"outputFile": output_file},
+    }
+    args = argparse.Namespace(json_serialized_invocation_args=json.dumps(executor_input))
+    kubeflow_entrypoint.run_example_gen_driver(args)
+    with open(output_file) as f:
+        return json.load(f)["parameterValues"]
+
+
+def test_the_driver_fingerprints_the_data_it_would_ingest(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(bundled.SAMPLE_DIR, data)
+    first = _driver(str(data), str(tmp_path / "first.json"))
+    assert first["span"] == 0
+    assert "split:train" in first["input_fingerprint"]
+    assert json.loads(first["input_config"])["splits"][0]["pattern"] == "train-*"
+    assert _driver(str(data), str(tmp_path / "again.json")) == first
+    shard = sorted(p for p in os.listdir(data) if p.startswith("train-"))[0]
+    with open(data / shard, "ab") as f:
+        f.write(b"\0")  # one byte more: another file
+    assert (
+        _driver(str(data), str(tmp_path / "changed.json"))["input_fingerprint"]
+        != (first["input_fingerprint"])
+    )
