@@ -9,6 +9,9 @@ UV      := UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv
 # TFMA 0.47's widgets exist only as classic-notebook extensions (Notebook 7 and JupyterLab 4 load
 # none): TFMA's own, and notebooks/tfma_widget_fixes.js, which lets them render after one Run All.
 NBEXT   := $(VENV)/share/jupyter/nbextensions/tfma_widget_fixes.js
+# The classic notebook's own setting, inside the venv: no banner urging the move to Notebook 7,
+# which cannot load TFMA's widgets.
+NBCONF  := $(VENV)/etc/jupyter/jupyter_notebook_config.json
 # Two pytest-xdist workers. Each test module, and the tests that share the sample's runs, stay
 # on one worker (conftest.py), so no run is made twice. `make test TEST_WORKERS=` runs the suite
 # in one process.
@@ -25,7 +28,7 @@ PYTHON310 ?= $(shell \
 
 .PHONY: venv run test test-fast lint format notebook lock clean
 
-venv: $(STAMP) $(NBEXT)
+venv: $(STAMP) $(NBEXT) $(NBCONF)
 
 $(STAMP): requirements.lock setup.py
 	@if [ -z "$(PYTHON310)" ]; then \
@@ -54,10 +57,14 @@ $(NBEXT): notebooks/tfma_widget_fixes.js $(STAMP)
 	$(VENV)/bin/jupyter nbextension enable tfma_widget_fixes --sys-prefix
 	touch $(NBEXT)
 
+$(NBCONF): $(STAMP)
+	mkdir -p $(dir $(NBCONF))
+	echo '{"NotebookApp": {"show_banner": false}}' > $(NBCONF)
+
 run: $(STAMP)
 	$(VENV)/bin/alexnet-tfx run $(ARGS)
 
-test: $(STAMP) $(NBEXT)
+test: $(STAMP) $(NBEXT) $(NBCONF)
 	$(PY) -m pytest $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -72,7 +79,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # The classic UI (notebook 6.5), the one that loads TFMA's widgets.
-notebook: $(STAMP) $(NBEXT)
+notebook: $(STAMP) $(NBEXT) $(NBCONF)
 	$(VENV)/bin/jupyter notebook notebooks/inspect_evaluation.ipynb \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 

@@ -52,7 +52,7 @@ setuptools.setup(
     packages=setuptools.find_packages(
         include=["pipeline*", "components*", "models*", "data*", "bench*"]
     ),
-    package_data={"data": ["*.tsv", "schema/*.pbtxt", "sample/*"]},
+    package_data={"data": ["*.tsv", "schema/*.pbtxt", "sample/*", "photos/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["alexnet-tfx = pipeline.cli:main"]},

@@ -1,7 +1,10 @@
-"""Files that ship inside the package: the bundled sample and the curated schemas.
+"""Files that ship inside the package: the bundled sample, some of its photographs, and the
+curated schemas.
 
-The sample is the default ``--data-root``; the schemas are the record contract as TFDV reads
-it, one per record format, imported by the pipeline instead of inferred from the data.
+The sample is the default ``--data-root``; the photos are the first validation image of each
+of its classes as plain JPEG files (byte for byte the records' ``image/encoded``, under their
+ILSVRC-2012 names), for ``alexnet-tfx predict``; the schemas are the record contract as TFDV
+reads it, one per record format, imported by the pipeline instead of inferred from the data.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import os
 
 DATA_DIR = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_DIR = os.path.join(DATA_DIR, "sample")
+PHOTOS_DIR = os.path.join(DATA_DIR, "photos")
 SCHEMA_DIR = os.path.join(DATA_DIR, "schema")
 
 

@@ -102,25 +102,34 @@ def check_record(serialized: bytes, fmt: RecordFormat, max_image_pixels: int) ->
                 f"synset {synset!r} but label {labels[0]} is class {class_index} ({expected})",
             )
 
+    problem = check_image(image, max_image_pixels)
+    if problem is not None:
+        return reject(*problem)
+    return Verdict(filename=filename, class_index=class_index)
+
+
+def check_image(image: bytes, max_image_pixels: int) -> tuple[str, str] | None:
+    """(reason, detail) when TensorFlow's decoder would refuse ``image`` or it is too large
+    to decode safely; None when it decodes. The header is read first, so a huge image costs
+    kilobytes."""
     try:
         width, height = _header_size(image)
     except Image.DecompressionBombError as error:
-        return reject(TOO_LARGE, str(error))
+        return TOO_LARGE, str(error)
     except UnidentifiedImageError:
-        return reject(UNDECODABLE, f"PIL recognises no image format in these {len(image)} bytes")
+        return UNDECODABLE, f"PIL recognises no image format in these {len(image)} bytes"
     except OSError as error:
-        return reject(UNDECODABLE, f"unreadable image header: {error}")
+        return UNDECODABLE, f"unreadable image header: {error}"
     if width * height > max_image_pixels:
-        return reject(
+        return (
             TOO_LARGE,
             f"{width}x{height} = {width * height} pixels > max_image_pixels {max_image_pixels}",
         )
-
     try:
         tf.io.decode_image(image, channels=3, expand_animations=False)
     except tf.errors.OpError as error:
-        return reject(UNDECODABLE, tf_error_reason(error))
-    return Verdict(filename=filename, class_index=class_index)
+        return UNDECODABLE, tf_error_reason(error)
+    return None
 
 
 def _values(features, key: str, kind: str):

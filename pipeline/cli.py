@@ -20,6 +20,7 @@ COMMANDS = (
     "pipeline.commands.kubeflow_local",
     "pipeline.commands.convert_imagenet",
     "pipeline.commands.report",
+    "pipeline.commands.predict",
     "pipeline.commands.tensorboard",
     "pipeline.commands.data_service",
     "bench.cli",
@@ -39,11 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args) or 0
-    except UserError as error:
-        print(f"alexnet-tfx {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    from pipeline import run_log  # imports no TensorFlow
+
+    # Every command: TensorFlow's, TFX's and Beam's known noise stays off the terminal.
+    with run_log.quiet(verbose=getattr(args, "verbose", False)):
+        try:
+            return args.handler(args) or 0
+        except UserError as error:
+            print(f"alexnet-tfx {args.command}: error: {error}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""What a local run prints, and what it only logs.
+"""What a command prints, and what a local run only logs.
 
-The terminal gets a progress line as each component starts and ends, Keras' line per epoch,
-real warnings and the summary. Everything, including TensorFlow's, TFX's and Beam's messages,
-goes to a log file in the pipeline root. Messages known to be noise (the table below: each
-with its logger, its text, the code that says it and why nobody can act on it) stay in the log
-file only;
-``--verbose`` prints everything the log file gets.
+Every command runs under ``quiet`` (``pipeline.cli``): the terminal gets the command's own
+output and real warnings, never the messages known to be noise (the table below: each with its
+logger, its text, the code that says it and why nobody can act on it); ``--verbose`` prints
+them too. A local run (and ``kubeflow-local``) also keeps a log file (``logged_run``): the
+terminal gets a progress line as each component starts and ends, Keras' line per epoch, real
+warnings and the summary, and everything, including TensorFlow's, TFX's and Beam's messages,
+goes to the log file in the pipeline root; ``--verbose`` prints everything the log file gets.
 
 Python messages are routed by logger and text before they are formatted, so a multi-line
 warning is one decision. TensorFlow's C++ runtime writes to file descriptor 2 directly, so
@@ -179,6 +180,29 @@ class _Log:
 
 
 @contextlib.contextmanager
+def quiet(verbose: bool = False):
+    """While active: warnings and what is not noise on the terminal (everything with
+    ``verbose``). Enter it before TensorFlow is imported."""
+    root = logging.getLogger()
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(levelname)s:%(name)s: %(message)s"))
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        console.addFilter(_QuietFilter())
+    saved_handlers, saved_level = root.handlers[:], root.level
+    with _tee_fds(None, verbose):
+        root.handlers[:] = [console]
+        root.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        try:
+            yield
+        finally:
+            logging.captureWarnings(False)
+            root.handlers[:] = saved_handlers
+            root.setLevel(saved_level)
+
+
+@contextlib.contextmanager
 def logged_run(path: str, verbose: bool = False):
     """While active: progress lines and what is not noise on the terminal, everything in
     ``path``. Enter it before TensorFlow is imported, so its loggers find it configured."""
@@ -237,9 +261,9 @@ def _absl_info():
 
 
 @contextlib.contextmanager
-def _tee_fds(log: _Log, verbose: bool):
-    """File descriptors 1 and 2 through pipes: each line to ``log``, and on to where it was
-    going unless it is native noise (or ``verbose``)."""
+def _tee_fds(log: _Log | None, verbose: bool):
+    """File descriptors 1 and 2 through pipes: each line to ``log`` (if any), and on to where
+    it was going unless it is native noise (or ``verbose``)."""
     sys.stdout.flush()
     sys.stderr.flush()
     pumps = []
@@ -263,10 +287,11 @@ def _tee_fds(log: _Log, verbose: bool):
             os.close(original)
 
 
-def _pump(read_end: int, original: int, log: _Log, verbose: bool) -> None:
+def _pump(read_end: int, original: int, log: _Log | None, verbose: bool) -> None:
     with os.fdopen(read_end, "rb") as lines:
         for raw in lines:
             line = raw.decode("utf-8", errors="replace")
-            log.write(line)
+            if log is not None:
+                log.write(line)
             if verbose or not is_native_noise(line):
                 os.write(original, raw)

@@ -331,6 +331,12 @@ def test_both_tfma_widgets_render_after_one_run_all(notebook_server, browser, sc
     for error in WIDGET_ERRORS:
         assert error not in text
     assert _unexpected_errors(browser) == []
+    # No banner urging the move to Notebook 7, which loads none of TFMA's widgets (the venv's
+    # jupyter_notebook_config.json, written by the Makefile).
+    header = browser.execute_script("return document.getElementById('header').innerText;")
+    assert (
+        "Notebook 7" not in header and browser.find_elements("css selector", "#newsId .alert") == []
+    )
 
 
 def test_the_html_report_loads_every_image(sample_runs, browser, screenshots, tmp_path):

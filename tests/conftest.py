@@ -43,6 +43,16 @@ def run_cli(*args: str, timeout: float = 1200, env: dict | None = None) -> CliRe
     return CliResult(result.returncode, result.stdout, result.stderr)
 
 
+def noise_lines(result: CliResult) -> list[str]:
+    """The lines of a command's stdout and stderr that ``pipeline/run_log.py``'s NOISE table
+    keeps off the terminal (each pattern searched anywhere in a line)."""
+    from pipeline.run_log import NOISE
+
+    patterns = [re.compile(noise.text.lstrip("^").rstrip("$")) for noise in NOISE]
+    lines = (result.stdout + "\n" + result.stderr).splitlines()
+    return [line for line in lines if any(p.search(line) for p in patterns)]
+
+
 def serving_versions(serving_dir: str) -> list[str]:
     """The model versions pushed to ``serving_dir``, oldest first."""
     return (

@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 
 from pipeline import configs
 from pipeline.html_report_test import ReportPage, png_pixels
-from tests.conftest import REPO, PipelineRun, run_cli
+from tests.conftest import REPO, CliResult, PipelineRun, noise_lines, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -223,4 +223,6 @@ def test_tensorboard_serves_the_logs_of_the_run_s_trainer(sample_runs):
         assert {"train", "validation"} <= set(logged), logged
     finally:
         board.send_signal(signal.SIGINT)
-        assert board.wait(timeout=60) == 0, board.stderr.read()[-3000:]
+        stdout, stderr = board.communicate(timeout=60)
+    assert board.returncode == 0, stderr[-3000:]
+    assert noise_lines(CliResult(0, "".join(lines) + stdout, stderr)) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pipeline.commands import flags
 
@@ -45,6 +46,7 @@ def add_parser(subparsers) -> None:
         metavar="BEAM_ARG",
         help="e.g. --runner=DataflowRunner --setup_file=./setup.py",
     )
+    flags.add_verbose_flag(p)
     p.set_defaults(handler=main)
 
 
@@ -57,8 +59,12 @@ def main(args) -> int:
         args.train_dir, args.validation_dir, args.validation_labels
     )
     # Per-shard progress lines (one every few seconds on ImageNet), without Beam's INFO chatter.
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger(convert.__name__).setLevel(logging.INFO)
+    progress = logging.StreamHandler(sys.stderr)
+    progress.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    log = logging.getLogger(convert.__name__)
+    log.addHandler(progress)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     splits = [(train, args.train_shards), (validation, args.validation_shards)]
     result = convert.convert(splits, args.output_dir, args.bounding_boxes_dir, args.beam_args)
     manifest = result.manifest

@@ -26,6 +26,7 @@ def add_parser(subparsers) -> None:
         default=None,
         help="where the dispatcher keeps its state to survive a restart (e.g. gs://...)",
     )
+    flags.add_verbose_flag(dispatcher)
     dispatcher.set_defaults(handler=_dispatcher)
     worker = servers.add_parser("worker", help="reads, parses and batches records")
     worker.add_argument("--port", type=flags.non_negative_int, required=True)
@@ -38,6 +39,7 @@ def add_parser(subparsers) -> None:
         help="the address the Trainer dials for this worker (on Kubernetes POD_IP:PORT; "
         "default localhost:PORT)",
     )
+    flags.add_verbose_flag(worker)
     worker.set_defaults(handler=_worker)
 
 

@@ -99,6 +99,24 @@ SETTINGS_FLAGS = (
         },
     ),
     (
+        "--seed",
+        "trainer.seed",
+        {
+            "type": int,
+            "help": "seeds the initial weights, the input order, augmentation and dropout: the "
+            "same data, code, settings and seed give the same model, bit for bit",
+        },
+    ),
+    (
+        "--nondeterministic",
+        "trainer.deterministic",
+        {
+            "action": "store_false",
+            "help": "let TensorFlow pick its fastest kernels and read in any order (runs differ; "
+            "needed for --xla and --data-service): docs/reproducibility.md",
+        },
+    ),
+    (
         "--min-top1",
         "gate.min_top1",
         {
@@ -137,6 +155,16 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         if "type" in keywords:
             keywords["metavar"] = flag.lstrip("-").upper().replace("-", "_")
         parser.add_argument(flag, dest=key, default=argparse.SUPPRESS, **keywords)
+
+
+def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    """``--verbose``: TensorFlow's, TFX's and Beam's messages too (``pipeline.run_log``)."""
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print every message, TensorFlow's, TFX's and Beam's too, not only this "
+        "command's output and real warnings",
+    )
 
 
 def add_param_flag(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ import os
 
 from data.errors import UserError
 from pipeline import configs
+from pipeline.commands import flags
 
 
 def add_parser(subparsers) -> None:
@@ -23,6 +24,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--output", default="report.html", help="the HTML to write (report.html)")
     p.add_argument("--run-id", default=None, help="which run (default: the latest)")
+    flags.add_verbose_flag(p)
     p.set_defaults(handler=main)
 
 

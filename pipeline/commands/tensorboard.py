@@ -28,6 +28,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--port", type=flags.non_negative_int, default=6006, help="default 6006; 0: any free port"
     )
+    flags.add_verbose_flag(p)
     p.set_defaults(handler=main)
 
 
