@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from models import catalog
-from pipeline.commands.flags import positive_int
+from pipeline.commands.flags import add_verbose_flag, positive_int
 
 
 def _handler(module: str):
@@ -36,6 +36,7 @@ def add_parser(subparsers) -> None:
             default=None,
             help="generated images and pipeline roots (default: $TMPDIR/alexnet-tfx-bench)",
         )
+        add_verbose_flag(b)
         b.set_defaults(handler=_handler(module or name))
         return b
 
@@ -64,6 +65,15 @@ def add_parser(subparsers) -> None:
     b.add_argument("--steps", type=positive_int, default=10, help="steps timed per input")
     b.add_argument("--mixed-precision", choices=("mixed_float16", "mixed_bfloat16"))
     b.add_argument("--xla", action="store_true", help="compile the training step with XLA")
+    b = bench(
+        "determinism",
+        "training step time with deterministic kernels / without; host input images/s in the "
+        "seed's order / in any order",
+        1000,
+    )
+    b.add_argument("--batch-size", type=positive_int, default=32, help="default: 32")
+    b.add_argument("--steps", type=positive_int, default=5, help="steps timed per setting")
+    b.add_argument("--batches", type=positive_int, default=40, help="input batches timed")
     b = bench(
         "e2e",
         "'alexnet-tfx run' (the bundled sample) in a fresh pipeline root: wall time, "

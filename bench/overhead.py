@@ -20,7 +20,7 @@ from pipeline import configs
 IN_MEMORY_BATCHES = 4
 
 
-def _compiled_model(transform_config, config, transform, files, compression_type: str):
+def compiled_model(transform_config, config, transform, files, compression_type: str):
     """The Trainer's model and optimizer, compiled as ``models.trainer.run_fn`` compiles them."""
     import tensorflow_transform as tft
     import tf_keras
@@ -66,6 +66,7 @@ def main(args) -> int:
         batch_size=args.batch_size,
         mixed_precision=args.mixed_precision,
         xla=args.xla,
+        deterministic=not args.xla,  # XLA has no deterministic max-pool gradient
     )
     tf_keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
@@ -76,7 +77,7 @@ def main(args) -> int:
         tuple(tf.stack([batch[i] for batch in held]) for i in range(2))
     ).repeat()
     transform_config = TransformConfig.for_model(config.model)
-    model = _compiled_model(transform_config, config, transform, files, compression_type)
+    model = compiled_model(transform_config, config, transform, files, compression_type)
 
     model.fit(in_memory, steps_per_epoch=2, epochs=1, verbose=0)  # traces the step
     model.fit(real, steps_per_epoch=2, epochs=1, verbose=0)  # fills the shuffle buffer

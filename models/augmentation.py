@@ -16,21 +16,20 @@ lighting shift and the normalisation are one multiply-add per pixel: (x + shift 
 = x / std + (shift - mean) / std, with the per-image, per-channel bias computed in float32 and
 the pixels cast from uint8 (exact in float16 and bfloat16) straight to the compute dtype.
 
-The statistics (Transform's analyzers) are constants of the graph, not weights: the exported
-model has the network's weights and nothing else. No op here is a Python function, and the
-random ops are TensorFlow's stateful ones (no ``tf.random.Generator`` variable).
+The statistics (Transform's analyzers) are constants of the graph, not weights. No op here is
+a Python function. The random draws come from the layer's ``tf.random.Generator``, seeded from
+``seed`` (or, without one, from Python's ``random``, which ``tf_keras.utils.set_random_seed``
+seeds): its state is a variable, saved in checkpoints, so a resumed training draws what an
+uninterrupted one would have drawn (``models.resume``).
 """
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import tensorflow as tf
 import tf_keras
-
-
-def _op_seed(seed: int | None, offset: int) -> int | None:
-    """Distinct op seeds from one seed: two random ops with one seed draw the same numbers."""
-    return None if seed is None else seed + offset
 
 
 def center_crop(images: tf.Tensor, crop_size: int) -> tf.Tensor:
@@ -56,13 +55,15 @@ def crop_and_mirror(
     return tf.gather(images, columns, axis=2, batch_dims=1)
 
 
-def random_crop_and_mirror(images: tf.Tensor, crop_size: int, seed: int | None = None) -> tf.Tensor:
+def random_crop_and_mirror(
+    images: tf.Tensor, crop_size: int, generator: tf.random.Generator
+) -> tf.Tensor:
     """An independent uniformly random ``crop_size``² window per image, each mirrored with
     probability 1/2."""
     count = tf.shape(images)[0]
     margin = images.shape[1] - crop_size
-    offsets = tf.random.uniform([count, 2], 0, margin + 1, dtype=tf.int32, seed=_op_seed(seed, 1))
-    mirror = tf.random.uniform([count], seed=_op_seed(seed, 2)) < 0.5
+    offsets = generator.uniform([count, 2], 0, margin + 1, dtype=tf.int32)
+    mirror = generator.uniform([count]) < 0.5
     return crop_and_mirror(images, crop_size, offsets, mirror)
 
 
@@ -83,7 +84,7 @@ def ten_crops(images: tf.Tensor, crop_size: int) -> tf.Tensor:
     )
 
 
-def lighting_shift(count, eigval, eigvec, std: float, seed: int | None = None) -> tf.Tensor:
+def lighting_shift(count, eigval, eigvec, std: float, generator: tf.random.Generator) -> tf.Tensor:
     """The paper's PCA lighting noise [count, 3]: [p1 p2 p3][a1 s1, a2 s2, a3 s3]^T per image.
 
     ``eigval`` [3] and ``eigvec`` [3, 3] (columns p_i) are the training set's RGB covariance
@@ -93,7 +94,7 @@ def lighting_shift(count, eigval, eigvec, std: float, seed: int | None = None) -
     the standard deviation along p_i, which scales with the pixels. On the 0..255 scale, l_i
     itself would shift colours by hundreds of levels.
     """
-    alpha = tf.random.normal([count, 3], stddev=std, seed=_op_seed(seed, 3))
+    alpha = generator.normal([count, 3], stddev=std)
     scale = tf.sqrt(tf.maximum(tf.constant(eigval, tf.float32), 0.0))
     return tf.linalg.matmul(alpha * scale, tf.constant(eigvec, tf.float32), transpose_b=True)
 
@@ -127,6 +128,14 @@ class Augment(tf_keras.layers.Layer):
                 f"std {self.rgb_std}"
             )
 
+    def build(self, input_shape):
+        # Outside any function being traced; in a distribution strategy's scope the generator
+        # splits its stream over the replicas.
+        with tf.init_scope():
+            seed = self.seed if self.seed is not None else random.randint(1, 2**31 - 1)
+            self.generator = tf.random.Generator.from_seed(seed)
+        super().build(input_shape)
+
     def normalise(self, images: tf.Tensor, shift: tf.Tensor | None = None) -> tf.Tensor:
         """(images + shift - mean) / std as one multiply-add in the compute dtype."""
         inverse_std = 1.0 / tf.constant(self.rgb_std, tf.float32)
@@ -138,11 +147,15 @@ class Augment(tf_keras.layers.Layer):
         return tf.cast(images, dtype) * tf.cast(inverse_std, dtype) + tf.cast(bias, dtype)
 
     def _train(self, images: tf.Tensor) -> tf.Tensor:
-        crops = random_crop_and_mirror(images, self.crop_size, self.seed)
+        crops = random_crop_and_mirror(images, self.crop_size, self.generator)
         shift = None
         if self.lighting_std:
             shift = lighting_shift(
-                tf.shape(images)[0], self.rgb_eigval, self.rgb_eigvec, self.lighting_std, self.seed
+                tf.shape(images)[0],
+                self.rgb_eigval,
+                self.rgb_eigvec,
+                self.lighting_std,
+                self.generator,
             )
         return self.normalise(crops, shift)
 

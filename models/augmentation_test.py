@@ -26,7 +26,9 @@ def _coordinates(n, side):
 
 def test_random_crops_are_independent_windows_mirrored_about_half_the_time():
     image, images = _coordinates(400, 10)
-    crops = aug.random_crop_and_mirror(tf.constant(images), 7, seed=3).numpy()
+    crops = aug.random_crop_and_mirror(
+        tf.constant(images), 7, tf.random.Generator.from_seed(3)
+    ).numpy()
     assert crops.shape == (400, 7, 7, 3) and crops.dtype == np.uint8
     offsets, mirrored = set(), []
     for crop in crops:
@@ -44,7 +46,9 @@ def test_random_crops_are_independent_windows_mirrored_about_half_the_time():
 
 def test_with_the_crop_stored_only_the_mirror_is_random():
     images = np.random.default_rng(0).integers(0, 256, (400, 5, 5, 3), dtype=np.uint8)
-    out = aug.random_crop_and_mirror(tf.constant(images), 5, seed=1).numpy()
+    out = aug.random_crop_and_mirror(
+        tf.constant(images), 5, tf.random.Generator.from_seed(1)
+    ).numpy()
     same = np.all(out == images, axis=(1, 2, 3))
     mirrored = np.all(out == images[:, :, ::-1], axis=(1, 2, 3))
     assert np.all(same ^ mirrored)
@@ -64,7 +68,9 @@ def test_pca_lighting_follows_the_paper_distribution():
     n = 20000
     q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))  # orthonormal columns
     eigval = np.array([0.2, 3.0, 50.0])
-    shifts = aug.lighting_shift(n, eigval, q, std=0.1, seed=7).numpy()
+    shifts = aug.lighting_shift(
+        n, eigval, q, std=0.1, generator=tf.random.Generator.from_seed(7)
+    ).numpy()
     # shift = P (alpha * sqrt(lambda)), alpha ~ N(0, 0.1^2 I)  =>  Cov = P diag(0.01 lambda) P^T.
     expected = q @ np.diag(0.01 * eigval) @ q.T
     np.testing.assert_allclose(np.cov(shifts, rowvar=False), expected, rtol=0.05, atol=1e-3)

@@ -79,13 +79,29 @@ class TrainerConfig:
     mixed_precision: str | None = None  # None, "mixed_float16" or "mixed_bfloat16"
     xla: bool = False
     checkpoint_root: str | None = None  # where BackupAndRestore state survives crashes
+    # The same data, code, settings and seed give the same weights, bit for bit
+    # (docs/reproducibility.md): TensorFlow's deterministic kernels and an input order that
+    # depends on the seed only. False trades that for parallel reads (and allows XLA and
+    # tf.data service).
     seed: int = 0
+    deterministic: bool = True
     # Host input (models.input_pipeline): hold the decoded training images in RAM after the
     # first epoch; or run the training input on tf.data service workers (grpc://HOST:PORT).
     cache_dataset: bool = False
     data_service: str | None = None
 
     def __post_init__(self):
+        if self.deterministic and self.data_service:
+            raise ValueError(
+                "a tf.data service hands out files to workers in the order they ask: a "
+                "deterministic run cannot use one (add --nondeterministic)"
+            )
+        if self.deterministic and self.xla:
+            raise ValueError(
+                'XLA has no deterministic max-pool gradient in TensorFlow 2.16 ("MaxPool '
+                'gradient ops do not yet have a deterministic XLA implementation", on CPUs '
+                "too): --xla needs --nondeterministic"
+            )
         entry = catalog.get(self.model)
         for option in catalog.MODEL_OPTIONS:
             if getattr(self, option) is not None and option not in entry.options:

@@ -72,7 +72,7 @@ def test_the_workers_run_plain_tensorflow(records):
 
 def test_training_steps_through_the_service(service, records):
     dataset = input_pipeline.make_dataset(
-        records, 8, SIDE, "", training=True, seed=0, data_service=service
+        records, 8, SIDE, "", training=True, seed=0, data_service=service, deterministic=False
     )
     inputs = tf_keras.Input([SIDE, SIDE, 3], dtype="uint8")
     x = augmentation.Augment(
@@ -95,5 +95,20 @@ def test_training_steps_through_the_service(service, records):
 def test_cache_and_the_service_do_not_combine(records):
     with pytest.raises(ValueError, match="cache and data_service"):
         input_pipeline.make_dataset(
-            records, 8, SIDE, "", training=True, cache=True, data_service="grpc://localhost:1"
+            records,
+            8,
+            SIDE,
+            "",
+            training=True,
+            cache=True,
+            data_service="grpc://localhost:1",
+            deterministic=False,
+        )
+
+
+def test_a_deterministic_order_cannot_come_from_the_service(records):
+    """Workers take files as they ask for them (dynamic sharding): the order is theirs."""
+    with pytest.raises(ValueError, match="deterministic"):
+        input_pipeline.make_dataset(
+            records, 8, SIDE, "", training=True, data_service="grpc://localhost:1"
         )

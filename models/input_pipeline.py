@@ -7,10 +7,12 @@ beyond that (crop, mirror, PCA lighting, cast, normalisation) is the model's fir
     parallel reads, large buffers -> [cache] -> shuffle -> batch -> parse_example
     -> one decode_raw per batch -> (uint8 [N, S, S, 3], int64 [N])
 
-No per-image op, no float32 and no randomness beyond the shuffle on the host. Training reads
-in whatever order the parallel reads deliver (``deterministic=False``); evaluation keeps the
-order. Every op is a TensorFlow kernel (no Python function in the graph), so the same dataset
-runs on tf.data service workers (``data_service``: ``models.data_service``).
+No per-image op, no float32 and no randomness beyond the shuffle on the host. The files are
+read in parallel; with ``deterministic`` (the default) their records interleave in a fixed
+order, so the training order depends on the seed only (docs/reproducibility.md); without it,
+in whatever order the reads deliver. Evaluation always keeps the order. Every op is a
+TensorFlow kernel (no Python function in the graph), so the same dataset runs on tf.data
+service workers (``data_service``: ``models.data_service``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ FEATURE_SPEC = {
     pp.CLASS_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
 }
 READ_BUFFER_BYTES = 8 << 20  # per file read in parallel: fewer, larger reads
-SHUFFLE_BUFFER = 1024  # images, before batching
+SHUFFLE_BUFFER = 1024  # images shuffled together before batching
 CACHE_BATCH = 256  # records parsed together on the way into the RAM cache
 
 
@@ -52,9 +54,56 @@ def read_records(
     )
 
 
-def _options(training: bool) -> tf.data.Options:
+def training_records(
+    file_pattern: str | list[str],
+    compression_type: str,
+    seed: int | None,
+    shuffle_buffer: int = SHUFFLE_BUFFER,
+    start: int = 0,
+    pass_size: int | None = None,
+) -> tf.data.Dataset:
+    """The training records, pass after pass without end. Pass p reads the files in a random
+    order and permutes its records a block of ``shuffle_buffer`` at a time, both drawn
+    statelessly from (``seed``, p), so any pass is the same whether the stream begins there or
+    not: from record ``start`` (``pass_size`` records a pass, needed when ``start`` > 0), a
+    resumed training goes on where it stopped, reading at most one pass to get there."""
+    files = sorted(
+        tf.io.gfile.glob(file_pattern)
+        if isinstance(file_pattern, str)
+        else [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    )
+    if not files:
+        raise ValueError(f"no training files match {file_pattern}")
+    first_pass, skip = divmod(start, pass_size) if start else (0, 0)
+    seed = 0 if seed is None else seed
+
+    def permuted(values, key):
+        order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(values)[0]), key)
+        return tf.gather(values, order)
+
+    def one_pass(number):
+        key = tf.stack([tf.constant(seed, tf.int64), number])
+        names = permuted(tf.constant(files), key)
+        records = tf.data.TFRecordDataset(
+            tf.data.Dataset.from_tensor_slices(names),
+            compression_type=compression_type,
+            buffer_size=READ_BUFFER_BYTES,
+            num_parallel_reads=tf.data.AUTOTUNE,
+        )
+        return (
+            records.batch(shuffle_buffer)
+            .enumerate()
+            .map(lambda block, r: permuted(r, tf.random.experimental.stateless_fold_in(key, block)))
+            .unbatch()
+        )
+
+    passes = tf.data.Dataset.range(first_pass, tf.int64.max).flat_map(one_pass)
+    return passes.skip(skip)
+
+
+def _options(ordered: bool) -> tf.data.Options:
     options = tf.data.Options()
-    options.deterministic = not training
+    options.deterministic = ordered
     return options
 
 
@@ -67,8 +116,10 @@ def epoch_dataset(
     shuffle_buffer: int = SHUFFLE_BUFFER,
     seed: int | None = None,
     drop_remainder: bool = False,
+    deterministic: bool = True,
 ) -> tf.data.Dataset:
     """One pass over the records as parsed uint8 batches (what a tf.data service worker runs)."""
+    ordered = deterministic or not training
     dataset = read_records(file_pattern, compression_type, training, seed)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
@@ -77,9 +128,9 @@ def epoch_dataset(
         .map(
             lambda s: parse_batch(s, stored_size),
             num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=not training,
+            deterministic=ordered,
         )
-        .with_options(_options(training))
+        .with_options(_options(ordered))
     )
 
 
@@ -106,6 +157,9 @@ def make_dataset(
     seed: int | None = None,
     cache: bool = False,
     data_service: str | None = None,
+    deterministic: bool = True,
+    start: int = 0,
+    pass_size: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of (uint8 images [N, S, S, 3], class indices [N] int64), S = ``stored_size``.
 
@@ -118,36 +172,53 @@ def make_dataset(
     image: 154,587 at 227, so 10,000 images take 1.5 GB); later epochs only shuffle and
     batch. ``data_service`` (``grpc://HOST:PORT``, a tf.data service dispatcher): training
     input runs on the service's workers, dynamically sharded (``models.data_service``).
+    ``deterministic``: the training order is the seed's alone (not with ``data_service``,
+    whose workers take files as they ask). ``start``, ``pass_size``: training begins at that
+    record of the stream (``training_records``), where a resumed training left off; with
+    ``cache`` or ``data_service`` it begins at the start of the stream.
     """
     if data_service and training:
         from models import data_service as service
 
         if cache:
             raise ValueError("cache and data_service do not combine: workers read once per epoch")
+        if deterministic:
+            raise ValueError("a tf.data service cannot give a deterministic training order")
         per_epoch = epoch_dataset(
-            file_pattern, batch_size, stored_size, compression_type, True, shuffle_buffer, seed
+            file_pattern,
+            batch_size,
+            stored_size,
+            compression_type,
+            True,
+            shuffle_buffer,
+            seed,
+            deterministic=False,
         )
         # The repeat inside: one job for the whole training, each epoch's files handed out
         # afresh (a repeat outside would start a job per epoch, each waiting for workers).
         return service.distribute(per_epoch.repeat(), data_service).prefetch(tf.data.AUTOTUNE)
 
+    ordered = deterministic or not training
     if cache:
         dataset = _cached(file_pattern, stored_size, compression_type, training, seed)
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
         dataset = dataset.batch(batch_size, drop_remainder=training)
-        return dataset.with_options(_options(training)).prefetch(tf.data.AUTOTUNE)
+        return dataset.with_options(_options(ordered)).prefetch(tf.data.AUTOTUNE)
 
-    dataset = read_records(file_pattern, compression_type, training, seed)
     if training:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
+        dataset = training_records(
+            file_pattern, compression_type, seed, shuffle_buffer, start, pass_size
+        )
+    else:
+        dataset = read_records(file_pattern, compression_type, training)
     return (
         dataset.batch(batch_size, drop_remainder=training)
         .map(
             lambda s: parse_batch(s, stored_size),
             num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=not training,
+            deterministic=ordered,
         )
-        .with_options(_options(training))
+        .with_options(_options(ordered))
         .prefetch(tf.data.AUTOTUNE)
     )

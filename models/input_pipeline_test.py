@@ -96,12 +96,41 @@ def test_make_dataset_training_and_evaluation(tmp_path, compression_type, cache)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), labels)
 
 
-def test_training_reads_in_any_order_evaluation_in_file_order(tmp_path):
+def test_training_order_is_the_seeds_unless_told_otherwise_evaluation_in_file_order(tmp_path):
     write_transformed(tmp_path / "t", _images(4), range(4))
     train = ip.make_dataset(str(tmp_path / "t"), 2, SIDE, "", training=True)
+    free = ip.make_dataset(str(tmp_path / "t"), 2, SIDE, "", training=True, deterministic=False)
     evaluation = ip.make_dataset(str(tmp_path / "t"), 2, SIDE, "", training=False)
-    assert train.options().deterministic is False
+    assert train.options().deterministic is True
+    assert free.options().deterministic is False
     assert evaluation.options().deterministic is True
+
+
+def _labels(dataset, count: int) -> list[int]:
+    """The first ``count`` records' labels (each record's identity here)."""
+    spec = {pp.CLASS_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    return [
+        int(tf.io.parse_single_example(r, spec)[pp.CLASS_INDEX_KEY]) for r in dataset.take(count)
+    ]
+
+
+def test_each_pass_is_a_permutation_fixed_by_the_seed_and_a_stream_resumes_anywhere(tmp_path):
+    """Three files of 7 records: every pass holds each record once, in an order of the seed's;
+    a stream begun at record k is the whole stream from record k (a resumed training)."""
+    for number in range(3):
+        write_transformed(
+            tmp_path / f"part-{number}", _images(7), range(7 * number, 7 * number + 7)
+        )
+    pattern = str(tmp_path / "part-*")
+    stream = _labels(ip.training_records(pattern, "", seed=5, shuffle_buffer=4), 63)
+    passes = [stream[i : i + 21] for i in range(0, 63, 21)]
+    assert all(sorted(p) == list(range(21)) for p in passes)
+    assert len({tuple(p) for p in passes}) == 3  # each pass in its own order
+    assert _labels(ip.training_records(pattern, "", seed=5, shuffle_buffer=4), 63) == stream
+    assert _labels(ip.training_records(pattern, "", seed=6, shuffle_buffer=4), 21) != passes[0]
+    for start in (5, 21, 30):
+        resumed = ip.training_records(pattern, "", 5, shuffle_buffer=4, start=start, pass_size=21)
+        assert _labels(resumed, 63 - start) == stream[start:], start
 
 
 def test_the_wrong_codec_fails_loudly(tmp_path):

@@ -11,14 +11,16 @@ first layer crops, flips, lights and normalises them on the accelerator
 (``models.augmentation``). The TFRecord codec comes from the examples artifact, through
 ``components.codec_trainer`` (``fn_args.examples_compression``).
 
-Resuming: a re-run of the pipeline after a crash is a new TFX execution with new output
-directories, so ``BackupAndRestore`` keeps its state under ``checkpoint_root`` in a directory
-keyed by the training inputs and config. The same run resumes where it stopped; any change of
-data or config starts afresh. Keras deletes the backup when training completes.
+Reproducible: the seed fixes the initial weights, the input order, augmentation and dropout,
+and TensorFlow's deterministic kernels make the same data, code, settings and seed give the
+same weights (``TrainerConfig.deterministic``, docs/reproducibility.md). Resuming: a re-run
+after a crash continues exactly where the killed training stopped (``models.resume``), its
+state kept under ``checkpoint_root`` in a directory keyed by the training inputs and config.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -31,7 +33,7 @@ import tf_keras
 from absl import logging
 
 from data import compression
-from models import augmentation, catalog, input_pipeline, metric_names, signatures
+from models import augmentation, catalog, input_pipeline, metric_names, resume, signatures
 from models import preprocessing as pp
 from models.config import TrainerConfig, TransformConfig, parse_trainer_custom_config
 
@@ -186,10 +188,13 @@ def make_dataset(
     files: list[str],
     compression_type: str,
     training: bool,
+    start: int = 0,
+    pass_size: int | None = None,
 ) -> tf.data.Dataset:
     """The Trainer's host input over transformed ``files``: uint8 regions of ``transform``'s
     stored size in batches of ``config``'s (``bench input`` measures exactly this).
-    ``compression_type``: tf.data's, from the examples artifact."""
+    ``compression_type``: tf.data's, from the examples artifact. Training starts at record
+    ``start`` of the stream (``pass_size`` records a pass), where a killed run stopped."""
     return input_pipeline.make_dataset(
         files,
         batch_size=config.batch_size,
@@ -199,6 +204,9 @@ def make_dataset(
         seed=config.seed,
         cache=config.cache_dataset,
         data_service=config.data_service if training else None,
+        deterministic=config.deterministic,
+        start=start,
+        pass_size=pass_size,
     )
 
 
@@ -218,6 +226,23 @@ def examples_compression_type(fn_args) -> str:
     return compression.tf_compression_type(codec)
 
 
+@contextlib.contextmanager
+def op_determinism(enabled: bool):
+    """TensorFlow's deterministic kernels (and seeded random ops) while the block runs. The
+    switch is the process's, and a local run's other components run in the same process after
+    the Trainer, so it is put back as it was."""
+    from tensorflow.python.framework import config as tf_config  # disable is not exported
+
+    before = tf_config.is_op_determinism_enabled()
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if enabled and not before:
+            tf_config.disable_op_determinism()
+
+
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (referenced by import path from the pipeline)."""
     transform, config = parse_trainer_custom_config(fn_args.custom_config)
@@ -226,7 +251,14 @@ def run_fn(fn_args) -> None:
         count_records(fn_args.train_files, compression_type) if needs_record_count(config) else None
     )
     plan = schedule(config, records)
+    # Before anything is built or traced: TensorFlow picks kernels and checks seeds then, and
+    # Keras gives each random layer a generator.
     tf_keras.utils.set_random_seed(config.seed)
+    with op_determinism(config.deterministic), resume.random_generators():
+        _train_and_export(fn_args, transform, config, plan, compression_type, records)
+
+
+def _train_and_export(fn_args, transform, config, plan, compression_type, records) -> None:
     if config.mixed_precision:
         tf_keras.mixed_precision.set_global_policy(config.mixed_precision)
 
@@ -257,31 +289,44 @@ def run_fn(fn_args) -> None:
             ],
             jit_compile=config.xla,
         )
+        plateau = tf_keras.callbacks.ReduceLROnPlateau(
+            monitor=metric_names.VALIDATION_PREFIX + metric_names.TOP1,
+            mode="max",
+            factor=0.1,
+            patience=config.lr_patience,
+        )
+        state = resume.Resume(_backup_dir(config, fn_args), model, plateau)
 
     history = {}
     if plan.steps > 0:
+        if state.epochs_done:
+            logging.info("Resuming after epoch %d of a killed run", state.epochs_done)
+        # Where the next epoch starts in the training stream: a pass's size is needed then.
+        start = state.epochs_done * plan.steps_per_epoch * config.batch_size
+        if start and records is None:
+            records = count_records(fn_args.train_files, compression_type)
+        train = make_dataset(
+            transform, config, fn_args.train_files, compression_type, True, start, records
+        )
         validation = make_dataset(transform, config, fn_args.eval_files, compression_type, False)
-        if config.eval_steps:  # Keras keeps one validation iterator: repeat, never run dry
-            validation = validation.repeat()
-        result = model.fit(
-            make_dataset(transform, config, fn_args.train_files, compression_type, True),
+        if config.eval_steps:  # Keras keeps one validation iterator: repeat, never run dry,
+            # and go on where the killed run's validation stopped
+            validation = validation.repeat().skip(state.epochs_done * config.eval_steps)
+        model.fit(
+            train,
             steps_per_epoch=plan.steps_per_epoch,
+            initial_epoch=state.epochs_done,
             epochs=plan.steps // plan.steps_per_epoch,
             validation_data=validation,
             validation_steps=config.eval_steps,
             verbose=2,  # a line per epoch: progress bars garble logs that are not terminals
             callbacks=[
-                tf_keras.callbacks.BackupAndRestore(_backup_dir(config, fn_args)),
-                tf_keras.callbacks.ReduceLROnPlateau(
-                    monitor=metric_names.VALIDATION_PREFIX + metric_names.TOP1,
-                    mode="max",
-                    factor=0.1,
-                    patience=config.lr_patience,
-                ),
+                plateau,
+                state,  # after the schedule, whose counters it saves and restores
                 tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
             ],
         )
-        history = {key: [float(v) for v in values] for key, values in result.history.items()}
+        history = state.history
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
         epochs = len(history.get(metric_names.TRAINING_LOSS, []))
         json.dump({"epoch": list(range(1, epochs + 1)), **history}, f)

@@ -47,6 +47,7 @@ def test_every_subcommand_declares_its_flags_in_its_own_module():
 def test_settings_flags_become_typed_settings_with_their_source():
     args = cli.build_parser().parse_args(
         ["run", "--batch-size", "32", "--store-full-region", "--min-top1", "0.2", "--xla"]
+        + ["--nondeterministic"]
     )
     resolved = flags.resolve_settings(args)
     settings = resolved.settings

@@ -20,7 +20,7 @@ from models.metric_names import CROSS_ENTROPY, TOP1, TOP5
 from pipeline import figures, run_report
 from pipeline.eval_config import EXAMPLE_COUNT, METRIC_NAMES
 from pipeline.evaluation import Evaluation
-from pipeline.run_report import RunReport
+from pipeline.run_report import RunReport, seed_line
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -165,10 +165,11 @@ def _confusion_section(report: RunReport) -> str:
 
 
 def _training_section(report: RunReport) -> str:
+    settings = f"<p class='settings'>{_e(seed_line(report.trainer))}</p>" if report.trainer else ""
     fig = figures.training_figure(report.training)
     if fig is None:
-        return "<p>The model was trained 0 steps: there are no training curves.</p>"
-    return _image(fig, "training curves")
+        return settings + "<p>The model was trained 0 steps: there are no training curves.</p>"
+    return settings + _image(fig, "training curves")
 
 
 def _history_section(report: RunReport) -> str:
@@ -242,7 +243,7 @@ def render(report: RunReport) -> str:
     evaluation = report.evaluation
     if evaluation is not None:
         count = evaluation.metrics.get(EXAMPLE_COUNT, 0)
-        baseline = report.baseline_uri
+        baseline = report.baseline_uri if evaluation.has_baseline else None
         against = f" The baseline is <code>{_e(baseline)}</code>." if baseline else ""
         parts += [
             f"<h2>Metrics</h2><p>On {count:.0f} validation images, computed by TFMA from "

@@ -45,6 +45,8 @@ class ComponentRun:
     execution_id: int
     inputs: dict[str, list[metadata_store_pb2.Artifact]]
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
+    # The execution's properties as TFX records them (its exec properties, e.g. custom_config).
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -117,6 +119,11 @@ def _component_runs(store: mlmd.MetadataStore, executions) -> dict[str, Componen
             execution_id=execution.id,
             inputs=inputs,
             outputs=outputs,
+            properties={
+                name: value.string_value
+                for name, value in execution.custom_properties.items()
+                if value.HasField("string_value")
+            },
         )
     return result
 

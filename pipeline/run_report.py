@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 
+from models.config import TrainerConfig
 from pipeline import configs, metadata
 from pipeline.eval_config import EXAMPLE_COUNT, METRIC_NAMES
 from pipeline.evaluation import Evaluation, load_evaluation
@@ -46,6 +47,7 @@ class RunReport:
     pushed_to: str | None
     history: list[tuple[str, Evaluation]]  # (run id, evaluation), oldest first; may be empty
     anomalies: list[Anomaly] | None = None  # None: ExampleValidator did not finish
+    trainer: TrainerConfig | None = None  # what trained the evaluated model (seed, ...)
 
     @property
     def baseline_uri(self) -> str | None:
@@ -72,7 +74,7 @@ def collect(pipeline_root: str, run_id: str | None = None, history: bool = True)
         [(rid, load_evaluation(e)) for rid, e in metadata.evaluations(store)] if history else []
     )
     evaluator = components.get(configs.EVALUATOR)
-    evaluation, classes, training = None, [], {}
+    evaluation, classes, training, trainer_config = None, [], {}, None
     if evaluator is not None and evaluator.succeeded:
         uri = evaluator.uri("evaluation")
         evaluation = next((e for _, e in evaluated if e.uri == uri), None) or load_evaluation(
@@ -80,6 +82,7 @@ def collect(pipeline_root: str, run_id: str | None = None, history: bool = True)
         )
         trainer = metadata.trainer_of(store, evaluator)
         classes, training = class_synsets(trainer), training_history(trainer)
+        trainer_config = training_settings(trainer)
     return RunReport(
         pipeline_root=pipeline_root,
         run_id=run_id,
@@ -91,7 +94,29 @@ def collect(pipeline_root: str, run_id: str | None = None, history: bool = True)
         pushed_to=metadata.pushed_destination(components.get(configs.PUSHER)),
         history=evaluated,
         anomalies=load_anomalies(components.get(configs.EXAMPLE_VALIDATOR)),
+        trainer=trainer_config,
     )
+
+
+def training_settings(trainer: ComponentRun) -> TrainerConfig | None:
+    """The Trainer's settings as its execution recorded them in ML Metadata (None for a
+    custom_config this version cannot read)."""
+    from models.config import parse_trainer_custom_config
+
+    try:
+        return parse_trainer_custom_config(json.loads(trainer.properties["custom_config"]))[1]
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def seed_line(config: TrainerConfig) -> str:
+    """How the model was trained, as far as reproducing it goes."""
+    how = (
+        "deterministic: the same data, code and settings give the same weights"
+        if config.deterministic
+        else "nondeterministic (--nondeterministic): another run differs"
+    )
+    return f"Trained with seed {config.seed}, {how}."
 
 
 def load_anomalies(validator: ComponentRun | None) -> list[Anomaly] | None:

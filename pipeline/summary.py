@@ -11,7 +11,7 @@ from components.quarantine.executor import REJECTED_COUNT_PROPERTY
 from models.metric_names import CROSS_ENTROPY, TOP1, TOP5
 from pipeline import configs
 from pipeline.eval_config import EXAMPLE_COUNT
-from pipeline.run_report import RunReport
+from pipeline.run_report import RunReport, seed_line
 
 
 def render(report: RunReport) -> str:
@@ -36,6 +36,8 @@ def render(report: RunReport) -> str:
         f"top-1 {m.get(TOP1, math.nan):.3f}, top-5 {m.get(TOP5, math.nan):.3f}, "
         f"cross-entropy {m.get(CROSS_ENTROPY, math.nan):.3f}"
     )
+    if report.trainer is not None:
+        lines.append(seed_line(report.trainer))
     if evaluation.ten_crop_metrics:
         t = evaluation.ten_crop_metrics
         lines.append(

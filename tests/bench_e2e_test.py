@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import noise_lines, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -26,6 +26,7 @@ def work_dir(tmp_path_factory):
 def _figures(work_dir: str, bench: str, *args: str) -> dict:
     result = run_cli("bench", bench, "--work-dir", work_dir, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert noise_lines(result) == []
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["bench"] == bench
     assert math.isfinite(figures["ratio"])
@@ -55,6 +56,15 @@ def test_bench_overhead(work_dir):
     assert figures["ratio"] > 0
     assert figures["device"] == "CPU" and figures["model"] == "alexnet"
     assert figures["step_s_real"] > 0 and figures["step_s_in_memory"] > 0
+
+
+def test_bench_determinism(work_dir):
+    figures = _figures(
+        work_dir, "determinism", "--images", IMAGES, "--batch-size", "4", "--steps", "1",
+        "--batches", "2",
+    )  # fmt: skip
+    assert figures["ratio"] == figures["step_ratio"] > 0 and figures["input_ratio"] > 0
+    assert figures["step_s_deterministic"] > 0 and figures["images_per_s_unordered"] > 0
 
 
 def test_bench_transform(work_dir):
