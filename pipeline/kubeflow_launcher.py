@@ -455,8 +455,8 @@ class Launcher:
             if e.get("copies")
         }
         total = sum(copied.values())
-        worst = ", ".join(f"{n} {b:,} B" for n, b in copied.items() if b) or "none"
-        return f"Input artifacts copied to the steps' pods: {total:,} bytes ({worst})"
+        by_step = ", ".join(f"{n} {b:,} B" for n, b in copied.items() if b) or "none"
+        return f"Input artifacts copied to the steps' pods: {total:,} bytes ({by_step})"
 
     def _process(self, step, role, container, inputs, parameters, outputs, output_file) -> None:
         import subprocess
