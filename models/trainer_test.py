@@ -154,6 +154,29 @@ def test_export_has_the_networks_weights_and_nothing_else(exported, transformed)
     assert weights == network.count_params() > 50_000_000  # AlexNet's ~58M at 6 classes, once
 
 
+def _weights(serving_model_dir: str) -> dict[str, bytes]:
+    """The exported model's checkpoint tensors, by name."""
+    reader = tf.train.load_checkpoint(os.path.join(serving_model_dir, "variables"))
+    return {name: reader.get_tensor(name).tobytes() for name in reader.get_variable_to_shape_map()}
+
+
+def test_the_same_seed_gives_the_same_weights_another_seed_others(exported, transformed, tmp_path):
+    """Trained again in this process (another Keras graph, other layer names), with the same
+    settings: the same tensors, bit for bit; with seed 1: others."""
+    again = fn_args(
+        str(tmp_path / "a"), *transformed, train_steps=4, batch_size=8, steps_per_epoch=2
+    )
+    trainer.run_fn(again)
+    assert _weights(again.serving_model_dir) == _weights(exported.serving_model_dir)
+    other = fn_args(
+        str(tmp_path / "b"), *transformed, train_steps=4, batch_size=8, steps_per_epoch=2, seed=1
+    )
+    trainer.run_fn(other)
+    reference, changed = _weights(exported.serving_model_dir), _weights(other.serving_model_dir)
+    assert reference.keys() == changed.keys()
+    assert any(reference[name] != changed[name] for name in reference)
+
+
 def test_run_fn_refuses_to_guess_the_codec(transformed, tmp_path):
     args = fn_args(str(tmp_path), *transformed, train_steps=1)
     args.examples_compression = None
@@ -249,7 +272,8 @@ def test_unknown_custom_config_key_is_a_clear_error():
 
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus_with_mixed_precision(transformed, tmp_path):
-    """MirroredStrategy with mixed precision trains the real AlexNet on 2 logical CPU devices.
+    """MirroredStrategy with mixed precision trains the real AlexNet on 2 logical CPU devices,
+    to the same weights twice.
 
     Logical devices must be configured before TensorFlow initialises, so this runs in a fresh
     interpreter.
@@ -263,16 +287,21 @@ def test_mirrored_strategy_on_two_logical_cpus_with_mixed_precision(transformed,
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from models import trainer
         from models.trainer_test import fn_args
-        args = fn_args({str(tmp_path)!r}, *{transformed!r}, train_steps=2, batch_size=4,
-                       steps_per_epoch=2, distribution="mirrored",
-                       mixed_precision="mixed_bfloat16")
-        strategy = trainer.make_strategy("mirrored")
-        assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
-        trainer.run_fn(args)
+        from models.trainer_test import _weights
+        weights = []
+        for run in ("a", "b"):  # twice: the same weights
+            args = fn_args(os.path.join({str(tmp_path)!r}, run), *{transformed!r}, train_steps=2,
+                           batch_size=4, steps_per_epoch=2, distribution="mirrored",
+                           mixed_precision="mixed_bfloat16")
+            strategy = trainer.make_strategy("mirrored")
+            assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+            trainer.run_fn(args)
+            weights.append(_weights(args.serving_model_dir))
         history = json.load(open(os.path.join(args.model_run_dir, trainer.HISTORY_FILE)))
         import math, tf_keras
         assert tf_keras.mixed_precision.global_policy().name == "mixed_bfloat16"
         assert all(math.isfinite(v) for v in history["loss"]), history
+        assert weights[0] == weights[1]
         print("TRAINED", history["loss"])
         """
     )

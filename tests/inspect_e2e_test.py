@@ -86,6 +86,8 @@ def test_the_report_of_a_run_shows_the_numbers_of_its_evaluation(sample_runs, tm
         assert shown[metric][0] == overall[metric]
     assert shown["accuracy"][1] == f"{overall['accuracy']:.4f}"
     assert shown["example_count"][1] == "70"
+    # How to reproduce it: the seed the Trainer's execution recorded.
+    assert "Trained with seed 0, deterministic:" in text
 
     synsets = sorted(s for _, s, _ in stored if s)
     assert len(synsets) == 7
@@ -196,6 +198,7 @@ def test_the_notebook_runs_headless_against_a_run(sample_runs, monkeypatch):
     for metric in ("accuracy", "top5_accuracy", "cross_entropy"):
         assert f"{overall[metric]:.4f}" in text
     assert ("Blessed" if tfma.load_validation_result(uri).validation_ok else "NOT blessed") in text
+    assert "Trained with seed 0, deterministic:" in text
     assert images == 4  # per class, confusion matrix, training curves, metric history
 
 

@@ -42,6 +42,8 @@ def test_every_component_completes_and_the_model_is_blessed_and_pushed(sample_ru
     assert {c.state for c in components.values()} == {"complete"}
     assert "Blessed: yes" in first.result.stdout
     assert "Baseline: none yet, so only the value threshold applies." in first.result.stdout
+    # make run is reproducible out of the box: the seed is stated, and training deterministic.
+    assert "Trained with seed 0, deterministic:" in first.result.stdout
     destination = metadata.pushed_destination(components[configs.PUSHER])
     assert os.path.dirname(destination) == first.serving_dir
     assert first.serving_versions == [os.path.basename(destination)]

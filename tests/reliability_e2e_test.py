@@ -6,7 +6,8 @@ copy of the bundled sample with one bad record of each kind added:
 
 1. killed in Transform (a second ``run`` tries the same root meanwhile, and refuses);
 2. re-run, killed in the Trainer after its first checkpoint;
-3. re-run: resumes training from that checkpoint; blessed and pushed;
+3. re-run: resumes training from that checkpoint, ending with the weights of the same training
+   run uninterrupted in a root of its own; blessed and pushed;
 4. a model trained one step, killed in the Evaluator;
 5. re-run: that model fails the gate; the serving directory keeps model 3.
 
@@ -37,6 +38,7 @@ from tensorflow.core.util import event_pb2
 from components.atomic_pusher.executor_test import file_digests
 from data import bundled, compression, image_check, imagenet_classes, records
 from data.preflight_test import sample_copy
+from models import resume
 from pipeline import configs, metadata
 from pipeline.evaluation import load_evaluation
 from tests.conftest import REPO, CliResult, run_cli
@@ -250,11 +252,11 @@ def killed_in_transform(chain) -> tuple[int, CliResult]:
 def killed_in_trainer(chain, killed_in_transform) -> None:
     """Run 2, the same command, killed once the Trainer has saved its first checkpoint."""
     log = os.path.join(chain.log_dir, "2_killed_in_trainer.log")
-    checkpoints = os.path.join(chain.root, configs.CHECKPOINT_DIR_NAME, "**", "checkpoint")
+    saved = os.path.join(chain.root, configs.CHECKPOINT_DIR_NAME, "**", resume.STATE_FILE)
     process = _start(chain.args(gate=NO_VALUE_THRESHOLD), log, env=SECRETS)
     try:
-        # tf.train.CheckpointManager writes its "checkpoint" index after the checkpoint itself.
-        ready = lambda: bool(glob.glob(checkpoints, recursive=True))  # noqa: E731
+        # models/resume.py writes state.json after the epoch's checkpoint it names.
+        ready = lambda: bool(glob.glob(saved, recursive=True))  # noqa: E731
         _wait_for(process, log, ready, "a Trainer checkpoint")
     finally:
         _kill(process)
@@ -266,6 +268,18 @@ def resumed(chain, killed_in_trainer) -> CliResult:
     result = run_cli(*chain.args(gate=NO_VALUE_THRESHOLD), env=SECRETS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(chain, resumed) -> str:
+    """The same command as run 3 in a root of its own, never killed: its trained model."""
+    root = chain.root + "-uninterrupted"
+    args = chain.args(gate=NO_VALUE_THRESHOLD)
+    args[args.index(chain.root)] = root
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    (run,) = _run_components(root)
+    return run[configs.TRAINER].uri("model")
 
 
 @pytest.fixture(scope="module")
@@ -340,13 +354,32 @@ def test_a_run_killed_in_training_resumes_from_its_checkpoint(chain, resumed):
     validation = _event_steps(os.path.join(model_run, "validation"))
     assert validation["evaluation_loss_vs_iterations"] == [TRAIN_STEPS]
     leftovers = glob.glob(os.path.join(chain.root, configs.CHECKPOINT_DIR_NAME, "**", "*.index"))
-    assert leftovers == [], "Keras deletes the backup once training completes"
+    assert leftovers == [], "the training state is deleted once training completes"
     assert current[configs.EVALUATOR].inputs["model"][0].uri == trainer.uri("model")
+    history_file = os.path.join(model_run, "history.json")
+    with open(history_file) as f:
+        assert json.load(f)["epoch"] == [1, 2]  # the killed run's epoch too
     assert "Baseline: none yet, so only the value threshold applies." in resumed.stdout
     assert "Blessed: yes" in resumed.stdout
     (version,) = _versions(chain.serving_dir)
     pushed = metadata.pushed_destination(current[configs.PUSHER])
     assert pushed == os.path.join(chain.serving_dir, version)
+
+
+def test_the_resumed_training_ends_with_the_weights_of_an_uninterrupted_one(
+    chain, resumed, uninterrupted
+):
+    """Everything a killed Trainer had done is restored (variables, random generators, the
+    input's position, the learning-rate schedule): the weights are equal bit for bit."""
+    current = _run_components(chain.root)[2][configs.TRAINER]
+
+    def weights(model: str) -> dict[str, bytes]:
+        reader = tf.train.load_checkpoint(os.path.join(model, "Format-Serving", "variables"))
+        return {n: reader.get_tensor(n).tobytes() for n in reader.get_variable_to_shape_map()}
+
+    resumed_weights, reference = weights(current.uri("model")), weights(uninterrupted)
+    assert resumed_weights.keys() == reference.keys()
+    assert [n for n in reference if resumed_weights[n] != reference[n]] == []
 
 
 def test_every_bad_record_is_quarantined_and_never_trained_on(chain, resumed):
