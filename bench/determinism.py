@@ -27,7 +27,7 @@ def main(args) -> int:
     import tensorflow as tf
     import tf_keras
 
-    from models import trainer
+    from models import input_pipeline, trainer
     from models.config import TrainerConfig, TransformConfig
 
     work_dir = args.work_dir or output.DEFAULT_WORK_DIR
@@ -41,7 +41,7 @@ def main(args) -> int:
     def dataset(config):
         return trainer.make_dataset(transform_config, config, files, compression_type, True)
 
-    warm_up = 1024 // args.batch_size + 2  # the shuffle buffer, then two batches
+    warm_up = input_pipeline.SHUFFLE_BUFFER // args.batch_size + 2  # a shuffle block, two more
     n = args.batches * args.batch_size
     ordered = Rate(n, *time_batches(dataset(deterministic), args.batches, warm_up))
     unordered = Rate(n, *time_batches(dataset(free), args.batches, warm_up))
@@ -77,8 +77,7 @@ def main(args) -> int:
         lines,
         {
             "batch_size": args.batch_size,
-            "ratio": on[0] / off[0],
-            "step_ratio": on[0] / off[0],
+            "ratio": on[0] / off[0],  # the training step's time, deterministic / not
             "step_cpu_ratio": on[1] / off[1],
             "step_s_deterministic": on[0],
             "step_s_nondeterministic": off[0],

@@ -78,7 +78,7 @@ class TrainerConfig:
     distribution: str = "auto"  # "auto": MirroredStrategy over GPUs if any; "mirrored": always
     mixed_precision: str | None = None  # None, "mixed_float16" or "mixed_bfloat16"
     xla: bool = False
-    checkpoint_root: str | None = None  # where BackupAndRestore state survives crashes
+    checkpoint_root: str | None = None  # where the training state survives crashes (resume)
     # The same data, code, settings and seed give the same weights, bit for bit
     # (docs/reproducibility.md): TensorFlow's deterministic kernels and an input order that
     # depends on the seed only. False trades that for parallel reads (and allows XLA and

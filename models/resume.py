@@ -15,7 +15,7 @@ epoch ``Resume`` saves
 A re-run restores all of it and starts the training input at the record where the next epoch
 would have started (``models.input_pipeline.training_records``), so a resumed training ends
 with the weights an uninterrupted one ends with (tests/reliability_e2e_test.py kills one).
-The directory is deleted once training completes.
+The directory is deleted once the model is exported (``finish``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import os
 
 import tensorflow as tf
 import tf_keras
+from absl import logging
 
 STATE_FILE = "state.json"
 KEPT_CHECKPOINTS = 2  # the one state.json names survives a crash while the next is written
@@ -49,17 +50,18 @@ def random_generators():
 
 def _generators(model: tf_keras.Model) -> dict:
     """The ``tf.random.Generator`` of each of Keras' own random layers (dropout), created now
-    (Keras creates it at the first draw), by layer. Keras leaves them out of checkpoints on
-    purpose (they go to SavedModels only), so the checkpoint names them itself. Call it in the
-    strategy's scope, where the model was built: a generator made there splits its stream over
-    the replicas. (``models.augmentation.Augment`` owns a generator the model tracks.)"""
+    (Keras creates it at the first draw), by the layer's place in the model (names differ from
+    one build to the next in a process). Keras leaves them out of checkpoints on purpose (they
+    go to SavedModels only), so the checkpoint names them itself. Call it in the strategy's
+    scope, where the model was built: a generator made there splits its stream over the
+    replicas. (``models.augmentation.Augment`` owns a generator the model tracks.)"""
     generators = {}
     for number, layer in enumerate(model.submodules):
         rng = getattr(layer, "_random_generator", None)  # tf_keras 2.16's BaseRandomLayer
         if hasattr(rng, "_maybe_init"):
             rng._maybe_init()  # noqa: SLF001 - the generator is made on first use otherwise
             if rng._generator is not None:  # noqa: SLF001 - None: legacy stateful kernels
-                generators[f"{number}_{layer.name}"] = rng._generator  # noqa: SLF001
+                generators[str(number)] = rng._generator  # noqa: SLF001
     return generators
 
 
@@ -82,9 +84,15 @@ class Resume(tf_keras.callbacks.Callback):
         if tf.io.gfile.exists(path):
             with tf.io.gfile.GFile(path) as f:
                 state = json.load(f)
+            checkpoint = os.path.join(directory, state["checkpoint"])
+            if not tf.io.gfile.exists(checkpoint + ".index"):
+                logging.warning(
+                    "%s names %s, which is gone: training from the start", path, checkpoint
+                )
+                return
             # Variables built later (optimizer slots, generator states) are restored as they
             # are created.
-            self.checkpoint.restore(os.path.join(directory, state["checkpoint"]))
+            self.checkpoint.restore(checkpoint)
             self.epochs_done, self.history = state["epochs"], state["history"]
             self._counters = state["plateau"]
 
@@ -108,6 +116,7 @@ class Resume(tf_keras.callbacks.Callback):
             json.dump(state, f)
         tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
-    def on_train_end(self, logs=None):
+    def finish(self) -> None:
+        """Deletes the state: the training it describes is complete and exported."""
         if tf.io.gfile.exists(self.directory):
             tf.io.gfile.rmtree(self.directory)

@@ -141,7 +141,8 @@ def schedule(config: TrainerConfig, train_records: int | None) -> Schedule:
     """How many steps to train, and how many between validations.
 
     ``config.train_steps`` when set, else ``config.epochs`` passes over the ``train_records``
-    training records (batches are full: the last partial one of a pass is dropped). An epoch is
+    training records (batches are full and run across passes: ``steps`` batches hold
+    ``epochs * per_pass * batch_size`` records, the rest of a pass starting the next). An epoch is
     a pass unless ``config.steps_per_epoch`` is shorter; it always divides the steps.
     """
     per_pass = None if train_records is None else train_records // config.batch_size
@@ -309,9 +310,8 @@ def _train_and_export(fn_args, transform, config, plan, compression_type, record
             transform, config, fn_args.train_files, compression_type, True, start, records
         )
         validation = make_dataset(transform, config, fn_args.eval_files, compression_type, False)
-        if config.eval_steps:  # Keras keeps one validation iterator: repeat, never run dry,
-            # and go on where the killed run's validation stopped
-            validation = validation.repeat().skip(state.epochs_done * config.eval_steps)
+        if config.eval_steps:  # Keras validates on the first eval_steps batches every epoch
+            validation = validation.repeat()  # of a fresh iterator: never let it run dry
         model.fit(
             train,
             steps_per_epoch=plan.steps_per_epoch,
@@ -343,3 +343,4 @@ def _train_and_export(fn_args, transform, config, plan, compression_type, record
             crop_size=transform.crop_size,
         ),
     )
+    state.finish()  # only now: a kill while exporting resumes, and exports again

@@ -14,7 +14,7 @@ PIPELINE_NAME = "alexnet-tfx"
 PIPELINE_ROOT = os.path.join("tfx_pipeline_output", PIPELINE_NAME)
 METADATA_FILE = "metadata.sqlite"
 SERVING_DIR_NAME = "serving_model"
-CHECKPOINT_DIR_NAME = "trainer_checkpoints"  # BackupAndRestore state that outlives a crash
+CHECKPOINT_DIR_NAME = "trainer_checkpoints"  # the training state that outlives a crash
 
 # Module code is referenced by import path, so the same pipeline compiles for any
 # orchestrator and the container image needs only this package installed.
@@ -40,6 +40,6 @@ EXAMPLE_VALIDATOR = "ExampleValidator"
 TRANSFORM = "Transform"
 TRAINER = "Trainer"
 MODEL_RESOLVER = "latest_blessed_model_resolver"
-LATEST_PUSHED_MODEL = "latest_pushed_model"  # the baseline where no Resolver runs (KFP OSS)
+LATEST_PUSHED_MODEL = "LatestPushedModel"  # the baseline where no Resolver runs (KFP OSS)
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 
@@ -22,6 +23,12 @@ from pipeline import kubeflow_platform
 
 # KFP's API server takes schema 2.1.0 only (backend/src/apiserver/template/v2_template.go).
 SCHEMA_VERSION = "2.1.0"
+# Task names become Argo DAG task names verbatim (compiler/argocompiler/dag.go), which Argo
+# validates (workflowFieldNameFmt in argo-workflows' validation_utils.go), and each task X also
+# becomes a task X-driver (dag.go: driverTaskName := name + "-driver").
+ARGO_NAME = re.compile(r"[a-zA-Z0-9][-a-zA-Z0-9]*")
+ARGO_NAME_MAX = 128 - len("-driver")
+DRIVER_TASK_SUFFIX = "-driver"
 # The launcher's local path of a remote URI (component/launcher_v2.go, LocalPathForURI).
 LOCAL_PREFIXES = {"gs://": "/gcs/", "minio://": "/minio/", "s3://": "/s3/"}
 # The output metadata file in the pod, before 2.15 (component/constants.go).
@@ -101,6 +108,20 @@ class Kfp:
                     "non-importer executor not implemented (the open-source backend runs no "
                     "resolver; compile with --backend kfp)"
                 )
+        # Then Argo, on the workflow the compiler made.
+        tasks = spec["root"]["dag"]["tasks"]
+        for name in sorted(tasks):
+            if not ARGO_NAME.fullmatch(name) or len(name) > ARGO_NAME_MAX:
+                raise UserError(
+                    f"Kubeflow Pipelines' Argo workflow refuses task {name!r}: name must "
+                    "consist of alpha-numeric characters or '-', and must start with an "
+                    f"alpha-numeric character (at most {ARGO_NAME_MAX} characters)"
+                )
+            if name.endswith(DRIVER_TASK_SUFFIX) and name[: -len(DRIVER_TASK_SUFFIX)] in tasks:
+                raise UserError(
+                    f"Kubeflow Pipelines' Argo workflow refuses task {name!r}: the compiler "
+                    f"names task {name[: -len(DRIVER_TASK_SUFFIX)]!r}'s driver so"
+                )
 
     def input_artifact(self, artifact: dict, declared_type: dict) -> dict:
         """Untyped, named by its ML Metadata id (driver/driver.go resolveInputs,
@@ -142,7 +163,7 @@ class Kfp:
         another scheme is skipped. ``remote``: the gs:// URI of a path here."""
         for artifacts in inputs.values():
             for artifact in artifacts:
-                local = local_path(remote(artifact["uri"]))
+                local = local_path_for_uri(remote(artifact["uri"]))
                 if local is None:
                     continue
                 copies.downloaded.append(remote(artifact["uri"]))
@@ -153,7 +174,7 @@ class Kfp:
         its URI; a missing local path is only a warning."""
         for artifacts in outputs.values():
             for artifact in artifacts:
-                local = local_path(remote(artifact["uri"]))
+                local = local_path_for_uri(remote(artifact["uri"]))
                 if local is None or not os.path.exists(pod_path(pod_dir, local)):
                     copies.not_uploaded.append(remote(artifact["uri"]))
                     continue
@@ -163,7 +184,7 @@ class Kfp:
         """launcher_v2.go prepareOutputFolders: the parent of each output's local path."""
         for artifacts in outputs.values():
             for artifact in artifacts:
-                local = local_path(remote(artifact["uri"]))
+                local = local_path_for_uri(remote(artifact["uri"]))
                 if local is None:
                     raise UserError(
                         f"failed to generate local storage path for output artifact "
@@ -175,7 +196,7 @@ class Kfp:
 BACKENDS = {backend.name: backend for backend in (Kfp(), Vertex())}
 
 
-def local_path(uri: str) -> str | None:
+def local_path_for_uri(uri: str) -> str | None:
     for scheme, prefix in LOCAL_PREFIXES.items():
         if uri.startswith(scheme):
             return prefix + uri[len(scheme) :]

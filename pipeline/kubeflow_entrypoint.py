@@ -1,6 +1,6 @@
 """What every step's container runs on open-source Kubeflow Pipelines: TFX's own entrypoint,
-with the artifacts passed by reference (``pipeline.kubeflow_oss``), and ExampleGen's driver as a
-step of its own.
+with the artifacts passed by reference (``pipeline.kubeflow_oss``), and the lookups that the
+spec runs as steps of their own (``--backend kfp``).
 
 * **Artifacts by reference.** The backend's launcher copies every input artifact to the pod's
   disk before the step starts (backend/src/v2/component/launcher_v2.go, ``downloadArtifacts``),
@@ -12,13 +12,15 @@ step of its own.
   and TFX 1.16's entrypoint then fails importing the artifact class (``yaml.safe_load("")`` is
   None; tensorflow/tfx#7768). The step's input definitions, which TFX's compiler passes in
   ``--json_serialized_inputs_spec_args``, name every input's type: ``typed`` puts it back.
-* **ExampleGen's driver.** The backend ignores ``lifecycle.preCacheCheck``, which Vertex AI runs
-  before computing the cache key, so ``example-gen-driver`` computes TFX's input fingerprint as
-  a step before ExampleGen and returns it as output parameters, which enter ExampleGen's cache
-  key.
+* **Lookups.** The backend ignores ``lifecycle.preCacheCheck``, which Vertex AI runs before
+  computing the cache key, so ``input-fingerprint`` computes TFX's input fingerprint (ExampleGen's
+  driver) as a step before ExampleGen; ``pushed-model-fingerprint`` names the newest pushed
+  model for the baseline step. Each returns output parameters, which enter the next step's
+  cache key.
 
-``python -m pipeline.kubeflow_entrypoint [example-gen-driver] --json_serialized_invocation_args
-EXECUTOR_INPUT --json_serialized_inputs_spec_args SPEC [beam args]``.
+``python -m pipeline.kubeflow_entrypoint [ROLE] --json_serialized_invocation_args
+EXECUTOR_INPUT --json_serialized_inputs_spec_args SPEC [beam args]``; ROLE is ``executor``
+(the default), ``input-fingerprint`` or ``pushed-model-fingerprint``.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 EXECUTOR_ROLE = "executor"
-DRIVER_ROLE = "example-gen-driver"
-# The output parameters of the driver step: ExampleGen's parameters on Vertex AI after its
-# preCacheCheck (tfx/orchestration/kubeflow/v2/file_based_example_gen/driver.py).
+INPUT_FINGERPRINT_ROLE = "input-fingerprint"
+PUSHED_MODEL_FINGERPRINT_ROLE = "pushed-model-fingerprint"
+# The output parameters of the input fingerprint step: ExampleGen's parameters on Vertex AI after
+# its preCacheCheck (tfx/orchestration/kubeflow/v2/file_based_example_gen/driver.py).
 SPAN = "span"
 INPUT_FINGERPRINT = "input_fingerprint"
 INPUT_CONFIG = "input_config"
@@ -43,22 +46,26 @@ def reference_parameter(key: str) -> str:
     return key + REFERENCE_SUFFIX
 
 
-def from_references(executor_input) -> None:
-    """The ``<key>_artifact`` parameters back into input artifacts (untyped, as the backend
-    would hand them over)."""
+def from_references(executor_input, inputs_spec) -> None:
+    """The ``<key>_artifact`` parameters of the step's input artifacts (``inputs_spec``, TFX's
+    input definitions) back into input artifacts, untyped, as the backend would hand them
+    over."""
     from google.protobuf import json_format
 
     parameters = executor_input.inputs.parameter_values
-    for name in [n for n in parameters if n.endswith(REFERENCE_SUFFIX)]:
-        key = name[: -len(REFERENCE_SUFFIX)]
-        artifact = executor_input.inputs.artifacts[key].artifacts.add()
-        json_format.Parse(parameters[name].string_value, artifact)
-        del parameters[name]
+    for key in inputs_spec.artifacts:
+        name = reference_parameter(key)
+        if name in parameters:
+            artifact = executor_input.inputs.artifacts[key].artifacts.add()
+            json_format.Parse(parameters[name].string_value, artifact)
+            del parameters[name]
 
 
 def typed(executor_input, inputs_spec) -> None:
     """Each input artifact without a type gets the type its input definition declares."""
     for key, artifacts in executor_input.inputs.artifacts.items():
+        if key not in inputs_spec.artifacts:
+            raise ValueError(f"input artifact {key!r} has no input definition to type it by")
         declared = inputs_spec.artifacts[key].artifact_type
         for artifact in artifacts.artifacts:
             kind = artifact.type.WhichOneof("kind")
@@ -68,8 +75,9 @@ def typed(executor_input, inputs_spec) -> None:
 
 def to_references(executor_input, output_file: str) -> None:
     """Each output artifact, as the executor's output file leaves it, added to that file as
-    the ``<key>_artifact`` output parameter. Named by its URI when the backend gave it no name
-    (before 2.15): TFX keys artifacts by name, and a run's URIs are unique."""
+    the ``<key>_artifact`` output parameter, named by its URI: TFX keys artifacts by name, the
+    backend names outputs "" (before 2.15) or by their key (the Trainer's ``model`` and the
+    baseline's would be one), and a run's URIs are unique."""
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx.dsl.io import fileio
@@ -85,7 +93,7 @@ def to_references(executor_input, output_file: str) -> None:
             artifact.uri = written[0].uri or artifact.uri
             artifact.metadata.update(written[0].metadata)
         reference = {
-            "name": artifact.name or artifact.uri,
+            "name": artifact.uri,
             "uri": artifact.uri,
             "metadata": json_format.MessageToDict(artifact.metadata),
         }
@@ -106,14 +114,13 @@ def run_executor(args, beam_args) -> None:
         pipeline_spec_pb2.ExecutorInput(),
         ignore_unknown_fields=True,
     )
-    from_references(executor_input)
-    if args.json_serialized_inputs_spec_args:
-        inputs_spec = json_format.Parse(
-            args.json_serialized_inputs_spec_args,
-            pipeline_spec_pb2.ComponentInputsSpec(),
-            ignore_unknown_fields=True,
-        )
-        typed(executor_input, inputs_spec)
+    inputs_spec = json_format.Parse(
+        args.json_serialized_inputs_spec_args,
+        pipeline_spec_pb2.ComponentInputsSpec(),
+        ignore_unknown_fields=True,
+    )
+    from_references(executor_input, inputs_spec)
+    typed(executor_input, inputs_spec)
     # The output parameters are the references, written below: TFX's entrypoint takes any
     # output parameter for a value artifact of its own.
     tfx_input = pipeline_spec_pb2.ExecutorInput()
@@ -124,40 +131,28 @@ def run_executor(args, beam_args) -> None:
     to_references(executor_input, executor_input.outputs.output_file)
 
 
-def run_example_gen_driver(args) -> None:
-    """ExampleGen's span, input fingerprint and resolved input config, as output parameters.
+def input_fingerprint(parameters: dict) -> dict:
+    """ExampleGen's span, input fingerprint and resolved input config.
 
     TFX's FileBasedInputProcessor computes them, as its Vertex AI driver does; only where they
     go differs (output parameters of this step, not the same step's parameters).
     """
     from absl import logging
-    from google.protobuf import json_format
-    from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx.components.example_gen import input_processor
-    from tfx.dsl.io import fileio
     from tfx.proto import example_gen_pb2, range_config_pb2
     from tfx.types import standard_component_specs as keys
     from tfx.utils import proto_utils
 
-    executor_input = json_format.Parse(
-        args.json_serialized_invocation_args,
-        pipeline_spec_pb2.ExecutorInput(),
-        ignore_unknown_fields=True,
-    )
-    properties = {
-        key: json_format.MessageToDict(value)
-        for key, value in executor_input.inputs.parameter_values.items()
-    }
     input_config = proto_utils.json_to_proto(
-        properties[keys.INPUT_CONFIG_KEY], example_gen_pb2.Input()
+        parameters[keys.INPUT_CONFIG_KEY], example_gen_pb2.Input()
     )
     range_config = None
-    if properties.get(keys.RANGE_CONFIG_KEY):
+    if parameters.get(keys.RANGE_CONFIG_KEY):
         range_config = proto_utils.json_to_proto(
-            properties[keys.RANGE_CONFIG_KEY], range_config_pb2.RangeConfig()
+            parameters[keys.RANGE_CONFIG_KEY], range_config_pb2.RangeConfig()
         )
     processor = input_processor.FileBasedInputProcessor(
-        properties[keys.INPUT_BASE_KEY], input_config.splits, range_config
+        parameters[keys.INPUT_BASE_KEY], input_config.splits, range_config
     )
     span, version = processor.resolve_span_and_version()
     if version is not None:
@@ -166,11 +161,46 @@ def run_example_gen_driver(args) -> None:
     for split in input_config.splits:
         split.pattern = processor.get_pattern_for_span_version(split.pattern, span, version)
     logging.info("Span %s, input fingerprint:\n%s", span, fingerprint)
+    return {
+        SPAN: span,
+        INPUT_FINGERPRINT: fingerprint,
+        INPUT_CONFIG: proto_utils.proto_to_json(input_config),
+    }
 
+
+def pushed_model_fingerprint(parameters: dict) -> dict:
+    """The SavedModel fingerprint of the newest model in the serving directory ("" for none):
+    the baseline step's cache key, so the baseline is copied again only for another model."""
+    from components.pushed_baseline import executor as pushed_baseline
+
+    pushed = pushed_baseline.latest_pushed(parameters[pushed_baseline.SERVING_DIR_KEY])
+    return {pushed_baseline.FINGERPRINT_KEY: pushed_baseline.fingerprint(pushed)}
+
+
+LOOKUPS = {
+    INPUT_FINGERPRINT_ROLE: input_fingerprint,
+    PUSHED_MODEL_FINGERPRINT_ROLE: pushed_model_fingerprint,
+}
+
+
+def run_lookup(role: str, args) -> None:
+    """A lookup step: its parameters in, its output parameters to the executor output file."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.dsl.io import fileio
+
+    executor_input = json_format.Parse(
+        args.json_serialized_invocation_args,
+        pipeline_spec_pb2.ExecutorInput(),
+        ignore_unknown_fields=True,
+    )
+    parameters = {
+        key: json_format.MessageToDict(value)
+        for key, value in executor_input.inputs.parameter_values.items()
+    }
     output = pipeline_spec_pb2.ExecutorOutput()
-    output.parameter_values[SPAN].number_value = span
-    output.parameter_values[INPUT_FINGERPRINT].string_value = fingerprint
-    output.parameter_values[INPUT_CONFIG].string_value = proto_utils.proto_to_json(input_config)
+    for key, value in LOOKUPS[role](parameters).items():
+        json_format.ParseDict(value, output.parameter_values[key])
     output_file = executor_input.outputs.output_file
     fileio.makedirs(os.path.dirname(output_file))
     with fileio.open(output_file, "wb") as f:
@@ -182,9 +212,7 @@ def parse_flags(argv: list[str]):
     from absl.flags import argparse_flags  # parses absl's flags too, as app.run needs
 
     parser = argparse_flags.ArgumentParser(prog="python -m pipeline.kubeflow_entrypoint")
-    parser.add_argument(
-        "role", nargs="?", choices=(EXECUTOR_ROLE, DRIVER_ROLE), default=EXECUTOR_ROLE
-    )
+    parser.add_argument("role", nargs="?", choices=(EXECUTOR_ROLE, *LOOKUPS), default=EXECUTOR_ROLE)
     parser.add_argument("--executor_class_path")
     parser.add_argument("--json_serialized_invocation_args", required=True)
     parser.add_argument("--json_serialized_inputs_spec_args")
@@ -196,10 +224,10 @@ def parse_flags(argv: list[str]):
 
 def main(parsed) -> None:
     args, beam_args = parsed
-    if args.role == DRIVER_ROLE:
-        run_example_gen_driver(args)
-    else:
+    if args.role == EXECUTOR_ROLE:
         run_executor(args, beam_args)
+    else:
+        run_lookup(args.role, args)
 
 
 if __name__ == "__main__":

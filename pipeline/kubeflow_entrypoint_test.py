@@ -10,6 +10,7 @@ import os
 import shutil
 
 import pytest
+import tensorflow as tf
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
@@ -87,7 +88,8 @@ def test_an_artifact_goes_by_reference_and_comes_back_as_it_left(tmp_path):
         {"inputs": {"parameterValues": {"examples_artifact": parameter, "splits": "[]"}}},
         pipeline_spec_pb2.ExecutorInput(),
     )
-    kubeflow_entrypoint.from_references(consumer)
+    spec = json_format.ParseDict(INPUTS_SPEC, pipeline_spec_pb2.ComponentInputsSpec())
+    kubeflow_entrypoint.from_references(consumer, spec)
     assert dict(consumer.inputs.parameter_values) == {
         "splits": consumer.inputs.parameter_values["splits"]
     }
@@ -96,35 +98,51 @@ def test_an_artifact_goes_by_reference_and_comes_back_as_it_left(tmp_path):
     assert json_format.MessageToDict(artifact.metadata) == {"compression": "NONE"}
 
 
-def _driver(input_base: str, output_file: str) -> dict:
-    """The driver step as the spec runs it; its output parameters."""
+def _lookup(role: str, parameters: dict, output_file) -> dict:
+    """A lookup step as the spec runs it; its output parameters."""
     executor_input = {
-        "inputs": {
-            "parameterValues": {
-                "input_base": input_base,
-                "input_config": json.dumps({"splits": [{"name": "train", "pattern": "train-*"}]}),
-            }
-        },
-        "outputs": {"outputFile": output_file},
+        "inputs": {"parameterValues": parameters},
+        "outputs": {"outputFile": str(output_file)},
     }
     args = argparse.Namespace(json_serialized_invocation_args=json.dumps(executor_input))
-    kubeflow_entrypoint.run_example_gen_driver(args)
+    kubeflow_entrypoint.run_lookup(role, args)
     with open(output_file) as f:
         return json.load(f)["parameterValues"]
 
 
-def test_the_driver_fingerprints_the_data_it_would_ingest(tmp_path):
+def test_the_input_fingerprint_step_fingerprints_the_data_it_would_ingest(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(bundled.SAMPLE_DIR, data)
-    first = _driver(str(data), str(tmp_path / "first.json"))
+    role = kubeflow_entrypoint.INPUT_FINGERPRINT_ROLE
+    parameters = {
+        "input_base": str(data),
+        "input_config": json.dumps({"splits": [{"name": "train", "pattern": "train-*"}]}),
+    }
+    first = _lookup(role, parameters, tmp_path / "first.json")
     assert first["span"] == 0
     assert "split:train" in first["input_fingerprint"]
     assert json.loads(first["input_config"])["splits"][0]["pattern"] == "train-*"
-    assert _driver(str(data), str(tmp_path / "again.json")) == first
+    assert _lookup(role, parameters, tmp_path / "again.json") == first
     shard = sorted(p for p in os.listdir(data) if p.startswith("train-"))[0]
     with open(data / shard, "ab") as f:
         f.write(b"\0")  # one byte more: another file
-    assert (
-        _driver(str(data), str(tmp_path / "changed.json"))["input_fingerprint"]
-        != (first["input_fingerprint"])
-    )
+    changed = _lookup(role, parameters, tmp_path / "changed.json")
+    assert changed["input_fingerprint"] != first["input_fingerprint"]
+
+
+def test_the_pushed_model_step_names_the_newest_model_by_its_content(tmp_path):
+    """The same model pushed again has the same fingerprint; another model another; none ""."""
+    role = kubeflow_entrypoint.PUSHED_MODEL_FINGERPRINT_ROLE
+    serving = tmp_path / "serving"
+    parameters = {"serving_dir": str(serving)}
+    assert _lookup(role, parameters, tmp_path / "none.json") == {"pushed_model_fingerprint": ""}
+    model = tf.Module()
+    model.v = tf.Variable([1.0, 2.0])
+    tf.saved_model.save(model, str(serving / "1700000000"))
+    first = _lookup(role, parameters, tmp_path / "first.json")["pushed_model_fingerprint"]
+    shutil.copytree(serving / "1700000000", serving / "1700000100")
+    assert _lookup(role, parameters, tmp_path / "again.json") == {"pushed_model_fingerprint": first}
+    model.v.assign([3.0, 4.0])
+    tf.saved_model.save(model, str(serving / "1700000200"))
+    other = _lookup(role, parameters, tmp_path / "other.json")["pushed_model_fingerprint"]
+    assert first and other and other != first

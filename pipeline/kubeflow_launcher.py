@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
 import re
@@ -52,6 +51,8 @@ CANNOT_EMULATE = (
 LAUNCHER_DIR = "kubeflow-local"
 RECORD_FILE = "record.json"
 OUTPUT_TAIL_LINES = 30
+# Where the pod may write an output parameter instead (driver/driver.go); no step here does.
+OUTPUT_PARAMETERS_DIR = "/tmp/kfp/outputs"
 _ANY_PLACEHOLDER = re.compile(r"\{\{\$[^}]*\}\}")
 _ARTIFACT_METADATA = re.compile(
     r"\{\{\$\.inputs\.artifacts\['([^']+)'\]\.metadata\['([^']+)'\]\}\}"
@@ -422,7 +423,7 @@ class Launcher:
             cached = self.record.cached(key) if hit else None
         if cached:
             execution["outputs"], execution["state"] = cached["outputs"], "cached"
-            execution["parameters"] = cached["parameters"]
+            execution["parameters"] = cached.get("parameters", {})
             return
         copies = kubeflow_backends.Copies()
         if rules.copies_artifacts:
@@ -473,7 +474,7 @@ class Launcher:
                 },
                 # Where a command may write each output parameter instead (driver.go).
                 "parameters": {
-                    key: {"outputFile": f"/tmp/kfp/outputs/{key}"}
+                    key: {"outputFile": f"{OUTPUT_PARAMETERS_DIR}/{key}"}
                     for key in step.component.get("outputDefinitions", {}).get("parameters", {})
                 },
                 "outputFile": output_file,
@@ -600,18 +601,6 @@ def _selects(query: str, artifact: dict, step: Step) -> bool:
 def _schema_title(artifact: dict) -> str:
     kind = artifact["type"]
     return kind.get("schemaTitle") or yaml.safe_load(kind["instanceSchema"]).get("title", "")
-
-
-def _cache_key(step: Step, inputs: dict[str, list[dict]], parameters: dict) -> str:
-    """What KFP's cache key covers: input artifacts, parameter values, output types and the
-    container (image, command, arguments)."""
-    key = {
-        "inputs": {k: [a["name"] for a in v] for k, v in inputs.items()},
-        "parameters": parameters,
-        "outputs": step.component.get("outputDefinitions", {}),
-        "container": step.container,
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def _mlmd_artifact(artifact: dict):

@@ -207,3 +207,20 @@ def test_the_open_source_cache_key_ignores_what_the_backend_leaves_out():
     assert kfp.cache_key(container, moved, {"p": "1"}, {}) == key
     assert kfp.cache_key(container, inputs, {"p": "2"}, {}) != key
     assert kfp.cache_key({**container, "args": ["-c", "1"]}, inputs, {"p": "1"}, {}) != key
+
+
+@pytest.mark.parametrize(
+    ("rename", "message"),
+    [
+        ({"make": "make_data"}, "refuses task 'make_data': name must consist of alpha-numeric"),
+        ({"use": "make-driver"}, "refuses task 'make-driver': the compiler names task 'make'"),
+    ],
+)
+def test_the_open_source_backend_refuses_names_argo_would(rename, message, tmp_path):
+    """Task names become Argo task names as they are, beside each task's own X-driver."""
+    job = _two_steps()
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    for old, new in rename.items():
+        tasks[new] = tasks.pop(old)
+    with pytest.raises(UserError, match=message):
+        kubeflow_launcher.run(job, str(tmp_path), {}, backend="kfp")

@@ -74,15 +74,20 @@ DAG = {
 BEAM_STEPS = {"ImportExampleGen", "Quarantine", "StatisticsGen", "Transform", "Evaluator"}
 # The open-source backend's spec: ExampleGen's driver a step before it, the baseline from the
 # serving directory, no resolver; the dependencies are the same otherwise.
-DRIVER = "ImportExampleGen-driver"
-PUSHED = "latest_pushed_model"
+DRIVER = "ImportExampleGen-fingerprint"
+PUSHED = "LatestPushedModel"
+PUSHED_LOOKUP = "LatestPushedModel-fingerprint"
 KFP_DAG = {
     **{name: deps for name, deps in DAG.items() if not name.startswith(RESOLVER)},
     DRIVER: set(),
     "ImportExampleGen": {DRIVER},
-    PUSHED: set(),
+    PUSHED_LOOKUP: set(),
+    PUSHED: {PUSHED_LOOKUP},
     "Evaluator": {"Quarantine", "Trainer", PUSHED},
 }
+# Argo's name rule (argo-workflows workflowFieldNameFmt), which KFP applies to task names as they
+# are, and the driver task KFP adds beside each task X, X-driver (argocompiler/dag.go).
+ARGO_NAME = re.compile(r"[a-zA-Z0-9][-a-zA-Z0-9]{0,120}")
 
 
 def compile_to(path, argv: list[str]) -> dict:
@@ -299,6 +304,9 @@ def test_the_kfp_spec_holds_only_executors_the_open_source_backend_runs(compiled
     }
     # Nothing the backend ignores: ExampleGen's driver is a step of its own.
     assert "lifecycle" not in json.dumps(executors)
+    names = set(tasks(job))
+    assert all(ARGO_NAME.fullmatch(name) for name in names), names
+    assert not {f"{name}-driver" for name in names} & names
 
 
 def test_the_kfp_dag_has_the_driver_and_the_baseline_step(compiled_kfp):
@@ -331,9 +339,7 @@ def test_artifacts_travel_by_reference_so_the_launcher_copies_none(compiled_kfp)
     assert evaluator["taskOutputParameter"]["producerTask"] == PUSHED
 
 
-def test_example_gen_takes_its_drivers_fingerprint_and_the_world_facing_steps_are_uncached(
-    compiled_kfp,
-):
+def test_the_lookups_feed_their_steps_cache_keys_and_only_they_are_uncached(compiled_kfp):
     _, job = compiled_kfp
     parameters = tasks(job)["ImportExampleGen"]["inputs"]["parameters"]
     for key in ("input_fingerprint", "span", "input_config"):
@@ -346,9 +352,13 @@ def test_example_gen_takes_its_drivers_fingerprint_and_the_world_facing_steps_ar
     args = container(job, "ImportExampleGen")["args"]
     inputs_spec = json.loads(args[args.index("--json_serialized_inputs_spec_args") + 1])
     assert inputs_spec["parameters"]["span"] == {"parameterType": "NUMBER_INTEGER"}
+    # The baseline step is cached while the newest pushed model is the same model.
+    fingerprint = tasks(job)[PUSHED]["inputs"]["parameters"]["pushed_model_fingerprint"]
+    assert fingerprint["taskOutputParameter"]["producerTask"] == PUSHED_LOOKUP
+    for name in (PUSHED, PUSHED_LOOKUP):
+        assert constant(job, name, "serving_dir") == "gs://alexnet-bucket/serving"
     cached = {name for name, task in tasks(job).items() if "cachingOptions" in task}
-    assert cached == set(KFP_DAG) - {DRIVER, PUSHED}
-    assert constant(job, PUSHED, "serving_dir") == "gs://alexnet-bucket/serving"
+    assert cached == set(KFP_DAG) - {DRIVER, PUSHED_LOOKUP}
 
 
 def test_the_kfp_trainer_requests_gpus_as_a_kubernetes_resource(compiled_kfp):

@@ -77,17 +77,35 @@ def image_files(paths: list[str]) -> list[str]:
     found = []
     for path in paths:
         if os.path.isdir(path):
-            found += sorted(
+            under = sorted(
                 os.path.join(parent, name)
                 for parent, _, names in os.walk(path)
                 for name in names
                 if name.lower().endswith(IMAGE_SUFFIXES)
             )
-        elif os.path.exists(path):
+            if not under:
+                raise UserError(f"{path}: no {'/'.join(IMAGE_SUFFIXES)} file under it")
+            found += under
+        elif os.path.lexists(path):
             found.append(path)
         else:
             raise UserError(f"{path}: no such file or directory")
     return found
+
+
+def _read(path: str) -> tuple[bytes | None, str | None]:
+    """(the file's bytes, None), or (None, why it cannot be classified)."""
+    if not os.path.isfile(path):  # a FIFO would block, a device never end
+        return None, "not a regular file" if os.path.exists(path) else "a broken link"
+    try:
+        with open(path, "rb") as f:
+            image = f.read()
+    except OSError as error:
+        return None, f"unreadable: {error.strerror}"
+    if not image:
+        return None, f"{image_check.EMPTY_IMAGE}: the file is empty"
+    problem = image_check.check_image(image, MAX_IMAGE_PIXELS)
+    return (image, None) if problem is None else (None, f"{problem[0]}: {problem[1]}")
 
 
 def load_signature(model_dir: str, ten_crop: bool):
@@ -110,40 +128,32 @@ def load_signature(model_dir: str, ten_crop: bool):
 
 
 def classify(signature, paths: list[str], batch_size: int, progress=None):
-    """A ``Prediction`` per file, in order; ``progress(done, total)`` after each batch."""
+    """A ``Prediction`` per file, in the order of ``paths``; ``progress(done, total)`` after
+    each batch. The images go through ``signature`` ``batch_size`` at a time."""
     import tensorflow as tf
 
-    pending: list[tuple[str, bytes]] = []
+    pending: list[tuple[str, bytes | None, str | None]] = []  # in order, errors included
     done = 0
 
     def flush():
         nonlocal done
-        batch = [image for _, image in pending]
-        outputs = signature(image_bytes=tf.constant(batch))
-        for row, (path, _) in enumerate(pending):
-            yield Prediction(path, _guesses(outputs, row))
+        images = [image for _, image, _ in pending if image is not None]
+        outputs = signature(image_bytes=tf.constant(images)) if images else None
+        row = 0
+        for path, image, error in pending:
+            if image is None:
+                yield Prediction(path, [], error)
+            else:
+                yield Prediction(path, _guesses(outputs, row))
+                row += 1
         done += len(pending)
         pending.clear()
         if progress is not None:
             progress(done, len(paths))
 
     for path in paths:
-        with open(path, "rb") as f:
-            image = f.read()
-        problem = (
-            image_check.check_image(image, MAX_IMAGE_PIXELS)
-            if image
-            else (
-                image_check.EMPTY_IMAGE,
-                "the file is empty",
-            )
-        )
-        if problem is not None:
-            done += 1
-            yield Prediction(path, [], f"{problem[0]}: {problem[1]}")
-            continue
-        pending.append((path, image))
-        if len(pending) == batch_size:
+        pending.append((path, *_read(path)))
+        if sum(image is not None for _, image, _ in pending) == batch_size:
             yield from flush()
     if pending:
         yield from flush()

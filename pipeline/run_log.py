@@ -73,6 +73,12 @@ NOISE = (
         "Beam's optional CRC speed-up, not among TFX's dependencies",
     ),
     Noise(
+        "urllib3.connectionpool",
+        r"^Retrying \(Retry\(",
+        "urllib3/connectionpool.py",
+        "kfp's client retries an unreachable host before submit's one line that says so",
+    ),
+    Noise(
         "native",
         r"cuda_(dnn|fft|blas)\.cc:\d+\] Unable to register cu\w+ factory",
         "TensorFlow's XLA stream executor",

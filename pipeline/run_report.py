@@ -99,12 +99,16 @@ def collect(pipeline_root: str, run_id: str | None = None, history: bool = True)
 
 
 def training_settings(trainer: ComponentRun) -> TrainerConfig | None:
-    """The Trainer's settings as its execution recorded them in ML Metadata (None for a
-    custom_config this version cannot read)."""
+    """The Trainer's settings as its execution recorded them in ML Metadata; None for a
+    custom_config this version cannot read, or one from before training was deterministic
+    (its defaults would claim what that run did not do)."""
     from models.config import parse_trainer_custom_config
 
     try:
-        return parse_trainer_custom_config(json.loads(trainer.properties["custom_config"]))[1]
+        recorded = json.loads(trainer.properties["custom_config"])
+        if "deterministic" not in recorded["trainer"]:
+            return None
+        return parse_trainer_custom_config(recorded)[1]
     except (KeyError, ValueError, TypeError):
         return None
 

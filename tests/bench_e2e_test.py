@@ -63,7 +63,7 @@ def test_bench_determinism(work_dir):
         work_dir, "determinism", "--images", IMAGES, "--batch-size", "4", "--steps", "1",
         "--batches", "2",
     )  # fmt: skip
-    assert figures["ratio"] == figures["step_ratio"] > 0 and figures["input_ratio"] > 0
+    assert figures["ratio"] > 0 and figures["input_ratio"] > 0
     assert figures["step_s_deterministic"] > 0 and figures["images_per_s_unordered"] > 0
 
 

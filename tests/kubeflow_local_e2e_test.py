@@ -30,7 +30,7 @@ from tests.conftest import CliResult, noise_lines, run_cli
 pytestmark = pytest.mark.e2e
 
 BUCKET = "bucket"
-DRIVER = configs.EXAMPLE_GEN + kubeflow_oss.DRIVER_SUFFIX
+DRIVER = configs.EXAMPLE_GEN + kubeflow_oss.FINGERPRINT_SUFFIX
 
 
 def _compile(directory, *flags: str) -> str:
@@ -92,15 +92,15 @@ def compiled(tmp_path_factory) -> str:
 def runs(tmp_path_factory, compiled):
     directory = str(tmp_path_factory.mktemp("kubeflow_local"))
     gcs = _gcs_dir(directory)
-    first, second = _local(compiled, gcs), _local(compiled, gcs)
+    first, second, third = (_local(compiled, gcs) for _ in range(3))
     with open(compiled) as f:
         tasks = json.load(f)["pipelineSpec"]["root"]["dag"]["tasks"]
-    yield gcs, tasks, (first, second), _record(gcs)
+    yield gcs, tasks, (first, second, third), _record(gcs)
     shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_every_step_of_the_spec_runs_to_a_blessed_pushed_model(runs):
-    gcs, tasks, (first, _), record = runs
+    gcs, tasks, (first, _, _), record = runs
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert noise_lines(first) == []
     assert kubeflow_launcher.CANNOT_EMULATE in first.stdout
@@ -125,7 +125,7 @@ def test_every_step_of_the_spec_runs_to_a_blessed_pushed_model(runs):
 def test_no_step_copies_an_input_artifact_to_its_pod(runs):
     """The open-source launcher copies every input artifact to the pod's disk; the spec
     passes them by reference, so there is none to copy."""
-    _, _, (first, second), record = runs
+    _, _, (first, second, _), record = runs
     for run in record:
         for name, execution in run["tasks"].items():
             if execution["state"] == "complete":
@@ -136,7 +136,7 @@ def test_no_step_copies_an_input_artifact_to_its_pod(runs):
 
 
 def test_the_second_run_evaluates_against_the_first_runs_pushed_model(runs):
-    _, _, (_, second), record = runs
+    _, _, (_, second, _), record = runs
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     first_push = _reference(record[0]["tasks"][configs.PUSHER], "pushed_model")
     baseline = _reference(record[1]["tasks"][configs.LATEST_PUSHED_MODEL], "model")
@@ -160,6 +160,19 @@ def test_the_second_run_evaluates_against_the_first_runs_pushed_model(runs):
     assert "accuracy" in diffs  # the change threshold's metric, measured against the baseline
     assert "Baseline (last blessed model): top-1" in second.stdout
     assert "Blessed: yes." in second.stdout
+
+
+def test_an_unchanged_re_run_is_cached_up_to_the_pusher(runs):
+    """The second run pushed the same model again; the third finds that model the newest one:
+    its baseline step, Evaluator and Pusher come from the cache, and nothing is pushed."""
+    gcs, _, (_, _, third), record = runs
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    states = {name: e["state"] for name, e in record[2]["tasks"].items()}
+    looked = {DRIVER, configs.LATEST_PUSHED_MODEL + kubeflow_oss.FINGERPRINT_SUFFIX}
+    assert {name for name, state in states.items() if state == "complete"} == looked
+    assert {name for name, state in states.items() if state == "cached"} == set(states) - looked
+    versions = os.listdir(os.path.join(gcs, BUCKET, "root", configs.SERVING_DIR_NAME))
+    assert len([v for v in versions if v.isdigit()]) == 2  # the first and the second run's
 
 
 def test_a_changed_shard_under_the_data_root_re_executes_example_gen(runs, compiled, tmp_path):

@@ -20,14 +20,19 @@ from components.pushed_baseline import executor
 
 
 class LatestPushedModelSpec(ComponentSpec):
-    PARAMETERS = {executor.SERVING_DIR_KEY: ExecutionParameter(type=str)}
+    PARAMETERS = {
+        executor.SERVING_DIR_KEY: ExecutionParameter(type=str),
+        executor.FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
+    }
     INPUTS = {}
     OUTPUTS = {executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model)}
 
 
 class LatestPushedModel(base_component.BaseComponent):
     """``outputs["model"]``: a copy of the newest model in ``serving_dir`` (the layout TFX's
-    Trainer writes, so the Evaluator loads it as it loads any Model), or no model at all."""
+    Trainer writes, so the Evaluator loads it as it loads any Model), or no model at all.
+    ``pushed_model_fingerprint``, where given, is that model's SavedModel fingerprint, found
+    by a step before: the step then fails if the newest model is another."""
 
     SPEC_CLASS = LatestPushedModelSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)

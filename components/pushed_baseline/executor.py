@@ -14,6 +14,9 @@ from tfx.utils import path_utils
 from components.atomic_pusher.executor import SAVED_MODEL_FILE, copy_saved_model, versions
 
 SERVING_DIR_KEY = "serving_dir"
+# Optional: the SavedModel fingerprint of the newest pushed model as a step before found it
+# ("" for none), so that the cache key follows the model, not the run (pipeline.kubeflow_oss).
+FINGERPRINT_KEY = "pushed_model_fingerprint"
 MODEL_KEY = "model"
 # Custom properties of the output: the pushed version it copies, or -1 when there is none.
 PUSHED_VERSION_KEY = "pushed_version"
@@ -33,11 +36,27 @@ def latest_pushed(serving_dir: str) -> str | None:
     return None
 
 
+def fingerprint(saved_model: str | None) -> str:
+    """TensorFlow's fingerprint of a SavedModel's graph and weights ("" for None): the same
+    model pushed twice has one."""
+    if saved_model is None:
+        return ""
+    import tensorflow as tf
+
+    return tf.saved_model.experimental.read_fingerprint(saved_model).singleprint()
+
+
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         model = artifact_utils.get_single_instance(output_dict[MODEL_KEY])
         serving_dir = exec_properties[SERVING_DIR_KEY]
         pushed = latest_pushed(serving_dir)
+        expected = exec_properties.get(FINGERPRINT_KEY)
+        if expected is not None and fingerprint(pushed) != expected:
+            raise RuntimeError(
+                f"the newest model in {serving_dir} changed while the run looked at it "
+                f"(fingerprint {fingerprint(pushed)!r}, expected {expected!r}): re-run"
+            )
         if pushed is None:
             logging.info("No model pushed to %s yet: the Evaluator has no baseline", serving_dir)
             model.set_int_custom_property(PUSHED_VERSION_KEY, NONE_PUSHED)
