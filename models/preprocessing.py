@@ -127,23 +127,26 @@ def analyzer_sample(encoded: tf.Tensor, one_in: int) -> tf.Tensor:
 def _pixel_statistics(images: tf.Tensor) -> dict[str, tf.Tensor]:
     """Training-set channel mean/std and covariance eigenpairs, as analyzers over ``images``.
 
-    Every image contributes the same number of pixels, so the mean of per-image moments is
-    the moment over all pixels of the images measured. A split so small that no image was
-    sampled (fewer images than ``analyzer_sample_one_in``, roughly) gets neutral statistics
-    instead, mean 127.5 and standard deviation 64 in each channel, uncorrelated, and
-    ``RGB_STATISTICS_IMAGES_KEY`` = 0 says so (the Trainer logs it).
+    The analyzers sum, over the images measured, each image's pixel values and products of
+    channel values: integers below 2**53 even for all of ImageNet, held exactly in float64, so
+    the sums are the same whichever order Beam combines its partial sums in (float32 means were
+    not: one Beam worker or two gave other last bits, and so another model). Every image
+    contributes the same number of pixels, so the moments follow from the sums. A split so
+    small that no image was sampled (fewer images than ``analyzer_sample_one_in``, roughly)
+    gets neutral statistics instead, mean 127.5 and standard deviation 64 in each channel,
+    uncorrelated, and ``RGB_STATISTICS_IMAGES_KEY`` = 0 says so (the Trainer logs it).
     """
-    pixels = tf.reshape(tf.cast(images, tf.float32), [tf.shape(images)[0], -1, 3])
-    first = tf.reduce_mean(pixels, axis=1)  # [B, 3]
-    second = tf.einsum("bpi,bpj->bij", pixels, pixels) / tf.cast(tf.shape(pixels)[1], tf.float32)
+    pixels = tf.reshape(tf.cast(images, tf.float64), [tf.shape(images)[0], -1, 3])
+    first = tf.reduce_sum(pixels, axis=1)  # [B, 3], exact integers
+    second = tf.einsum("bpi,bpj->bij", pixels, pixels)  # [B, 3, 3], exact integers
     count = tft.size(first[:, 0])  # images measured (tft.size counts elements, not batches)
     measured = count > 0
-    mean = tf.where(measured, tft.mean(first, reduce_instance_dims=False), NEUTRAL_MEAN)
-    covariance = tf.where(
-        measured,
-        tft.mean(second, reduce_instance_dims=False) - tf.einsum("i,j->ij", mean, mean),
-        tf.eye(3) * NEUTRAL_STD**2,
-    )
+    values = tf.cast(count, tf.float64) * tf.cast(tf.shape(pixels)[1], tf.float64)
+    mean = tft.sum(first, reduce_instance_dims=False) / tf.maximum(values, 1.0)
+    moments = tft.sum(second, reduce_instance_dims=False) / tf.maximum(values, 1.0)
+    covariance = tf.cast(moments - tf.einsum("i,j->ij", mean, mean), tf.float32)
+    mean = tf.where(measured, tf.cast(mean, tf.float32), NEUTRAL_MEAN)
+    covariance = tf.where(measured, covariance, tf.eye(3) * NEUTRAL_STD**2)
     eigval, eigvec = tf.linalg.eigh(covariance)
     return {
         RGB_STATISTICS_IMAGES_KEY: tf.reshape(count, [1]),

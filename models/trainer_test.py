@@ -156,7 +156,7 @@ def test_export_has_the_networks_weights_and_nothing_else(exported, transformed)
 
 def _weights(serving_model_dir: str) -> dict[str, bytes]:
     """The exported model's checkpoint tensors, by name."""
-    reader = tf.train.load_checkpoint(os.path.join(serving_model_dir, "variables"))
+    reader = tf.train.load_checkpoint(os.path.join(serving_model_dir, "variables", "variables"))
     return {name: reader.get_tensor(name).tobytes() for name in reader.get_variable_to_shape_map()}
 
 

@@ -34,6 +34,7 @@ def test_every_subcommand_declares_its_flags_in_its_own_module():
         "kubeflow-local",
         "convert-imagenet",
         "report",
+        "predict",
         "tensorboard",
         "data-service",
         "bench",

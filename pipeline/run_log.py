@@ -111,9 +111,11 @@ NOISE = (
     ),
     Noise(
         "native",
-        r"local_rendezvous\.cc:\d+\] Local rendezvous is aborting with status: OUT_OF_RANGE",
-        "tf.data",
-        "tf.data reports the end of every finite dataset this way",
+        r"local_rendezvous\.cc:\d+\] Local rendezvous is aborting with status: ",
+        "TensorFlow's executor",
+        "it logs every op that stops early, as the end of every finite tf.data dataset "
+        "(OUT_OF_RANGE) or an image predict reports it cannot decode; the error itself reaches "
+        "whoever can act on it",
     ),
 )
 _PYTHON_NOISE = [(n.source, re.compile(n.text)) for n in NOISE if n.source != "native"]

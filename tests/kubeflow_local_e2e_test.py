@@ -176,8 +176,9 @@ def test_an_unchanged_re_run_is_cached_up_to_the_pusher(runs):
 
 
 def test_a_changed_shard_under_the_data_root_re_executes_example_gen(runs, compiled, tmp_path):
-    """The driver step's fingerprint is in ExampleGen's cache key: unchanged data is cached,
-    a shard with one record less is not, and ExampleGen's new output reaches Quarantine's key."""
+    """The fingerprint step's output is in ExampleGen's cache key: unchanged data was cached
+    (runs 2 and 3), a shard with one record less is not, and ExampleGen's new output reaches
+    Quarantine's key."""
     gcs, _, _, record = runs
     with open(compiled) as f:
         job = json.load(f)
@@ -188,8 +189,6 @@ def test_a_changed_shard_under_the_data_root_re_executes_example_gen(runs, compi
     with open(pipeline, "w") as f:
         json.dump(job, f)
 
-    unchanged = _local(pipeline, gcs)
-    assert unchanged.returncode == 0, unchanged.stderr[-3000:]
     shard = os.path.join(
         gcs,
         BUCKET,
@@ -203,8 +202,7 @@ def test_a_changed_shard_under_the_data_root_re_executes_example_gen(runs, compi
     changed = _local(pipeline, gcs)
     assert changed.returncode == 0, changed.stderr[-3000:]
 
-    runs_now = _record(gcs)
-    first, again, after = record[0]["tasks"], runs_now[-2]["tasks"], runs_now[-1]["tasks"]
+    first, again, after = record[0]["tasks"], record[2]["tasks"], _record(gcs)[-1]["tasks"]
     fingerprint = kubeflow_entrypoint.INPUT_FINGERPRINT
     assert again[DRIVER]["parameters"][fingerprint] == first[DRIVER]["parameters"][fingerprint]
     assert again[configs.EXAMPLE_GEN]["state"] == "cached"
@@ -232,7 +230,12 @@ def test_a_spec_compiled_for_vertex_is_refused_with_the_backends_own_reason(tmp_
     assert submitted.returncode == 2 and reason in submitted.stderr, submitted.stderr
 
 
-def test_a_failing_step_stops_the_run_naming_it_its_command_and_its_output(compiled, tmp_path):
+def test_a_failing_step_stops_the_run_naming_it_its_command_and_its_output(
+    runs, compiled, tmp_path
+):
+    """In the runs' directory: the lookups run again, ImportSchemaGen comes from the cache, and
+    ImportExampleGen, its executor broken, fails."""
+    gcs = runs[0]
     with open(compiled) as f:
         job = json.load(f)
     executor = job["pipelineSpec"]["deploymentSpec"]["executors"]["ImportExampleGen_executor"]
@@ -241,7 +244,7 @@ def test_a_failing_step_stops_the_run_naming_it_its_command_and_its_output(compi
     pipeline = str(tmp_path / "broken.json")
     with open(pipeline, "w") as f:
         json.dump(job, f)
-    result = _local(pipeline, _gcs_dir(str(tmp_path)))
+    result = _local(pipeline, gcs)
     assert result.returncode == 1
     assert "step ImportExampleGen (executor) exited with status 1" in result.stderr
     assert "--executor_class_path components.NoSuchExecutor" in result.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -14,8 +13,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from data import bundled, imagenet_classes
+from data.errors import UserError
 from models import preprocessing as pp
-from pipeline import configs
+from pipeline import configs, predict
 from tests.conftest import noise_lines, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -44,15 +44,31 @@ def _direct(sample_runs, model_dir: str, photos: list[str]) -> list[tuple[str, n
     return [(vocabulary[int(np.argmax(row))].decode(), row) for row in probabilities]
 
 
-def test_each_photo_gets_the_top_class_the_serving_signature_gives(sample_runs):
+def test_each_photo_gets_the_top_class_the_signature_gives_and_bad_files_one_line(
+    sample_runs, tmp_path
+):
+    """The photos with a text file and a truncated JPEG among them, as given: one error line
+    for each bad file, the photos classified, in order, as the signature called directly."""
     model, photos = _first_push(sample_runs), _photos()
-    result = run_cli("predict", "--model", model, "--json", *photos)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert noise_lines(result) == [] and result.stderr == ""
+    (tmp_path / "notes.txt").write_text("not an image\n")
+    with open(photos[0], "rb") as f:
+        (tmp_path / "truncated.jpg").write_bytes(f.read()[:2000])
+    bad = [str(tmp_path / "notes.txt"), str(tmp_path / "truncated.jpg")]
+    files = [bad[0], *photos[:3], bad[1], *photos[3:]]
+    result = run_cli("predict", "--model", model, "--json", *files)
+    assert result.returncode == 1
+    assert noise_lines(result) == []
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2, result.stderr
+    assert errors[0].startswith(f"alexnet-tfx predict: {bad[0]}: undecodable image: PIL")
+    assert errors[1].startswith(f"alexnet-tfx predict: {bad[1]}: undecodable image")
     answers = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [a["path"] for a in answers] == photos
+    assert [a["path"] for a in answers] == files  # in the order given, errors in their place
+    assert "error" in answers[0] and "error" in answers[4]
+    classified = [a for a in answers if "top5" in a]
+    assert [a["path"] for a in classified] == photos
     direct = _direct(sample_runs, model, photos)
-    for answer, (top1, probabilities) in zip(answers, direct, strict=True):
+    for answer, (top1, probabilities) in zip(classified, direct, strict=True):
         top = answer["top5"]
         assert len(top) == 5
         assert top[0]["synset"] == top1
@@ -66,7 +82,7 @@ def test_each_photo_gets_the_top_class_the_serving_signature_gives(sample_runs):
 
 
 def test_a_directory_is_classified_as_five_named_classes_per_photo(sample_runs):
-    """The README's quick start: the latest push of the root, text output."""
+    """The README's quick start: the latest push of the root, text output, nothing else."""
     result = run_cli("predict", "--pipeline-root", sample_runs.first.root, bundled.PHOTOS_DIR)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr == ""
@@ -78,38 +94,15 @@ def test_a_directory_is_classified_as_five_named_classes_per_photo(sample_runs):
         assert percent.endswith("%") and imagenet_classes.index_of(synset) >= 0 and name
 
 
-def test_bad_files_get_one_line_each_and_the_others_are_still_classified(sample_runs, tmp_path):
-    photos = _photos()[:2]
-    for photo in photos:
-        shutil.copy(photo, tmp_path)
-    (tmp_path / "notes.txt").write_text("not an image\n")
-    with open(photos[0], "rb") as f:
-        (tmp_path / "truncated.jpg").write_bytes(f.read()[:2000])
-    files = [str(tmp_path / "notes.txt"), *(str(tmp_path / os.path.basename(p)) for p in photos)]
-    files.insert(2, str(tmp_path / "truncated.jpg"))
-    result = run_cli("predict", "--model", _first_push(sample_runs), "--json", *files)
-    assert result.returncode == 1
-    errors = result.stderr.splitlines()
-    assert len(errors) == 2, result.stderr
-    assert errors[0].startswith(f"alexnet-tfx predict: {tmp_path}/notes.txt: undecodable image")
-    assert errors[1].startswith(f"alexnet-tfx predict: {tmp_path}/truncated.jpg: undecodable")
-    answers = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [a["path"] for a in answers] == files  # in the order given, errors in their place
-    assert "error" in answers[0] and "error" in answers[2]
-    assert len(answers[1]["top5"]) == 5 and len(answers[3]["top5"]) == 5
-
-
 def test_a_model_without_the_signature_is_refused_with_what_it_has(sample_runs, tmp_path):
     model = _first_push(sample_runs)
-    result = run_cli("predict", "--model", model, "--ten-crop", _photos()[0])
-    assert result.returncode == 2
-    assert f"{model} has no serving_ten_crop signature (ten crops need the 256 region" in (
-        result.stderr
+    with pytest.raises(UserError) as refused:
+        predict.load_signature(model, ten_crop=True)
+    assert f"{model} has no serving_ten_crop signature (ten crops need the 256 region" in str(
+        refused.value
     )
     module = tf.Module()
     module.f = tf.function(lambda x: x, input_signature=[tf.TensorSpec([], tf.float32)])
     tf.saved_model.save(module, str(tmp_path / "other"))
-    result = run_cli("predict", "--model", str(tmp_path / "other"), _photos()[0])
-    assert result.returncode == 2
-    assert "has no serving_image_bytes signature" in result.stderr
-    assert "Traceback" not in result.stderr
+    with pytest.raises(UserError, match="has no serving_image_bytes signature; it has"):
+        predict.load_signature(str(tmp_path / "other"), ten_crop=False)

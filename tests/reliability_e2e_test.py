@@ -6,8 +6,10 @@ copy of the bundled sample with one bad record of each kind added:
 
 1. killed in Transform (a second ``run`` tries the same root meanwhile, and refuses);
 2. re-run, killed in the Trainer after its first checkpoint;
-3. re-run: resumes training from that checkpoint, ending with the weights of the same training
-   run uninterrupted in a root of its own; blessed and pushed;
+3. re-run: resumes training from that checkpoint; blessed and pushed. The same command in a
+   fresh root, with Beam on two worker processes and never killed, gives the same transformed
+   bytes, the same weights bit for bit and the same TFMA metrics: runs are reproducible, Beam's
+   workers change nothing, and a resumed training ends where an uninterrupted one does;
 4. a model trained one step, killed in the Evaluator;
 5. re-run: that model fails the gate; the serving directory keeps model 3.
 
@@ -270,16 +272,23 @@ def resumed(chain, killed_in_trainer) -> CliResult:
     return result
 
 
+TWO_WORKERS = (
+    "--beam-arg=--direct_num_workers=2",
+    "--beam-arg=--direct_running_mode=multi_processing",
+)
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(chain, resumed) -> str:
-    """The same command as run 3 in a root of its own, never killed: its trained model."""
+def uninterrupted(chain, resumed) -> dict[str, metadata.ComponentRun]:
+    """The same command as run 3 in a root of its own, on two Beam workers, never killed."""
     root = chain.root + "-uninterrupted"
     args = chain.args(gate=NO_VALUE_THRESHOLD)
     args[args.index(chain.root)] = root
-    result = run_cli(*args)
+    result = run_cli(*args, *TWO_WORKERS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert "Trained with seed 0, deterministic:" in result.stdout
     (run,) = _run_components(root)
-    return run[configs.TRAINER].uri("model")
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -366,20 +375,45 @@ def test_a_run_killed_in_training_resumes_from_its_checkpoint(chain, resumed):
     assert pushed == os.path.join(chain.serving_dir, version)
 
 
-def test_the_resumed_training_ends_with_the_weights_of_an_uninterrupted_one(
+def _files(directory: str) -> dict[str, bytes]:
+    result = {}
+    for parent, _, names in os.walk(directory):
+        for name in names:
+            with open(os.path.join(parent, name), "rb") as f:
+                result[os.path.relpath(os.path.join(parent, name), directory)] = f.read()
+    return result
+
+
+def _weights(trainer: metadata.ComponentRun) -> dict[str, bytes]:
+    """The trained model's checkpoint tensors, by name."""
+    variables = os.path.join(trainer.uri("model"), "Format-Serving", "variables", "variables")
+    reader = tf.train.load_checkpoint(variables)
+    return {n: reader.get_tensor(n).tobytes() for n in reader.get_variable_to_shape_map()}
+
+
+def test_a_fresh_root_on_two_beam_workers_gives_the_same_bytes_weights_and_metrics(
     chain, resumed, uninterrupted
 ):
-    """Everything a killed Trainer had done is restored (variables, random generators, the
-    input's position, the learning-rate schedule): the weights are equal bit for bit."""
-    current = _run_components(chain.root)[2][configs.TRAINER]
-
-    def weights(model: str) -> dict[str, bytes]:
-        reader = tf.train.load_checkpoint(os.path.join(model, "Format-Serving", "variables"))
-        return {n: reader.get_tensor(n).tobytes() for n in reader.get_variable_to_shape_map()}
-
-    resumed_weights, reference = weights(current.uri("model")), weights(uninterrupted)
-    assert resumed_weights.keys() == reference.keys()
+    """Transform's layout depends on the records alone (components/uncompressed_transform) and
+    training on the seed alone: the same transformed bytes and the same weights, bit for bit,
+    although one training was killed and resumed (models/resume.py restores its variables,
+    random generators, input position and learning-rate schedule), and equal TFMA metrics."""
+    current = _run_components(chain.root)[2]
+    transformed = [
+        _files(run[configs.TRANSFORM].uri("transformed_examples"))
+        for run in (current, uninterrupted)
+    ]
+    assert transformed[0].keys() == transformed[1].keys() and transformed[0]
+    assert [name for name in transformed[0] if transformed[0][name] != transformed[1][name]] == []
+    resumed_weights, reference = (
+        _weights(current[configs.TRAINER]),
+        _weights(uninterrupted[configs.TRAINER]),
+    )
+    assert resumed_weights.keys() == reference.keys() and len(reference) > 10
     assert [n for n in reference if resumed_weights[n] != reference[n]] == []
+    evaluations = [load_evaluation(run[configs.EVALUATOR]) for run in (current, uninterrupted)]
+    assert evaluations[0].metrics == evaluations[1].metrics
+    assert evaluations[0].per_class == evaluations[1].per_class
 
 
 def test_every_bad_record_is_quarantined_and_never_trained_on(chain, resumed):

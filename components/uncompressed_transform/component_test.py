@@ -2,6 +2,7 @@
 records as TFX's Transform, uncompressed, says so on its artifact in ML Metadata, and the
 CodecTrainer hands that codec to run_fn."""
 
+import hashlib
 import json
 import os
 
@@ -158,27 +159,58 @@ def test_in_a_pipeline_the_records_are_tfxs_uncompressed_and_run_fn_gets_the_cod
         assert json.load(f) == {"codec": "NONE", "records": 24}
 
 
-def test_the_sink_writes_tfrecords_that_tensorflow_reads_and_checks(tmp_path):
-    """The framing and masked CRC-32C of the sink are TensorFlow's: tf.data verifies both."""
+def _write(records: list[bytes], directory, *beam_args: str) -> dict[str, bytes]:
+    """``WriteCanonicalTFRecords`` of ``records`` in a Beam pipeline; the files written."""
     import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
 
-    values = [b"", b"x", bytes(range(256)) * 700]
-    with beam.Pipeline() as p:
+    with beam.Pipeline(options=PipelineOptions(list(beam_args))) as p:
         _ = (
             p
-            | beam.Create(values)
-            | beam.io.Write(executor.UncompressedTFRecordSink(str(tmp_path / "out")))
+            | beam.Create(records, reshuffle=False)
+            | executor.WriteCanonicalTFRecords(str(directory / "out"))
         )
-    (path,) = tf.io.gfile.glob(str(tmp_path / "out-*-of-*.tfrecord"))
-    with open(path, "rb") as f:
-        written = f.read()
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+def test_the_records_are_framed_as_tensorflow_frames_them_and_checked(tmp_path):
+    """The framing and masked CRC-32C are TensorFlow's: tf.data verifies both."""
+    values = [b"", b"x", bytes(range(256)) * 700]
+    ((name, written),) = _write(values, tmp_path).items()
+    assert name == "out-00000-of-00001.tfrecord"
     reference = tmp_path / "reference"
     with tf.io.TFRecordWriter(str(reference)) as writer:
-        for value in sorted(values):
+        for value in values:
             writer.write(value)
+    path = str(tmp_path / name)
     assert sorted(r.numpy() for r in tf.data.TFRecordDataset(path)) == sorted(values)
     assert len(written) == reference.stat().st_size
     corrupted = tmp_path / "corrupted.tfrecord"
     corrupted.write_bytes(written[:-1] + bytes([written[-1] ^ 1]))
     with pytest.raises(tf.errors.DataLossError):
         list(tf.data.TFRecordDataset(str(corrupted)))
+
+
+def test_the_layout_depends_on_the_records_alone(tmp_path):
+    """2,500 records in one order on one worker, and in another over two worker processes:
+    the same shards, byte for byte: three of them, each sorted by the records' SHA-256."""
+    records = [i.to_bytes(4, "big") * 8 for i in range(2500)]
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = _write(records, tmp_path / "one")
+    two = _write(
+        records[::-1],
+        tmp_path / "two",
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
+    )
+    assert one == two
+    assert sorted(one) == [f"out-0000{i}-of-00003.tfrecord" for i in range(3)]
+    shards = [
+        [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "one" / name))]
+        for name in sorted(one)
+    ]
+    assert sorted(r for shard in shards for r in shard) == sorted(records)
+    for shard in shards:
+        digests = [hashlib.sha256(r).digest() for r in shard]
+        assert digests == sorted(digests)

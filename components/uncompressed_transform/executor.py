@@ -7,10 +7,14 @@ cost Transform 5-7.5 ms of its 14.4 ms per image, and inflating it cost the Trai
 more than anything else it did (docs/benchmarks.md).
 
 The override point is that one static method: ``UncompressedTransformProcessor`` overrides
-``_EncodeAndWrite`` for TFRecords (Parquet goes to TFX's own), and nothing else. Its sink
-writes the TFRecord framing itself with ``google_crc32c`` (hardware CRC, 0.006 ms per 155 KB
-record) where Beam's ``WriteToTFRecord`` without python-snappy falls back to crcmod (0.37 ms
-per record, measured here): the same bytes, checked by every TFRecord reader. TFX's
+``_EncodeAndWrite`` for TFRecords (Parquet goes to TFX's own), and nothing else. It writes the
+TFRecord framing itself with ``google_crc32c`` (hardware CRC, 0.006 ms per 155 KB record)
+where Beam's ``WriteToTFRecord`` without python-snappy falls back to crcmod (0.37 ms per
+record, measured here): the same bytes, checked by every TFRecord reader. And it writes them
+in a layout that depends on the records alone (``WriteCanonicalTFRecords``): Beam leaves the
+number of shards and the order of records in them to its bundles, which differ with the number
+of workers and from run to run, and the Trainer's input order, and so the model, would follow
+them (docs/reproducibility.md). TFX's
 ``Executor.Do`` builds its processor by module-level name (``TransformProcessor().Transform(
 ...)``), so ``Executor.Do`` binds that name to the subclass for the duration of TFX's ``Do``
 (where the Beam pipeline is built), then states the codec on the artifact. Analyzers, the
@@ -23,15 +27,13 @@ output would be ``.gz`` files again and the run fails, instead of recording a wr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import struct
 
 import apache_beam as beam
 import google_crc32c
 import pyarrow as pa
-from apache_beam import coders
-from apache_beam.io import filebasedsink
-from apache_beam.io.filesystem import CompressionTypes
 from tfx.components.transform import executor as tfx_transform_executor
 from tfx.components.transform import labels
 from tfx.components.util import examples_utils
@@ -45,6 +47,9 @@ from data import compression
 # (Beam's and tfx_bsl's AUTO detection included) takes for a compressed file.
 OUTPUT_SUFFIX = ".tfrecord"
 TFX_GZIP_SUFFIX = ".gz"
+# Records per shard: a shard is grouped and sorted in one worker's memory (about 160 MB of
+# 227-pixel crops), and the number of shards follows from the number of records alone.
+RECORDS_PER_SHARD = 1024
 
 
 def _masked_crc32c(data: bytes) -> bytes:
@@ -53,25 +58,51 @@ def _masked_crc32c(data: bytes) -> bytes:
     return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
-class UncompressedTFRecordSink(filebasedsink.FileBasedSink):
-    """Uncompressed TFRecord shards ``<prefix>-SSSSS-of-NNNNN<suffix>`` of bytes records."""
+def tfrecord(value: bytes) -> bytes:
+    """``value`` in the TFRecord framing: length, its CRC, the bytes, their CRC."""
+    length = struct.pack("<Q", len(value))
+    return length + _masked_crc32c(length) + value + _masked_crc32c(value)
 
-    def __init__(self, file_path_prefix: str, file_name_suffix: str = OUTPUT_SUFFIX):
-        super().__init__(
-            file_path_prefix=file_path_prefix,
-            coder=coders.BytesCoder(),
-            file_name_suffix=file_name_suffix,
-            num_shards=0,
-            shard_name_template=None,
-            mime_type="application/octet-stream",
-            compression_type=CompressionTypes.UNCOMPRESSED,
+
+class _WriteShard(beam.DoFn):
+    """One shard's records, sorted by digest, to ``<prefix>-SSSSS-of-NNNNN.tfrecord``. A retried
+    bundle writes the same bytes again."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def process(self, shard, shards: int):
+        index, keyed = shard
+        path = f"{self.prefix}-{index:05d}-of-{shards:05d}{OUTPUT_SUFFIX}"
+        fileio.makedirs(os.path.dirname(path))
+        with fileio.open(path, "wb") as f:
+            for _, value in sorted(keyed):
+                f.write(tfrecord(value))
+        yield path
+
+
+@beam.ptransform_fn
+def WriteCanonicalTFRecords(records, prefix: str):  # noqa: N802 - a Beam PTransform
+    """Serialized records to uncompressed TFRecord shards whose number, contents and order
+    depend on the records alone: one shard per ``RECORDS_PER_SHARD`` records, each record in
+    the shard its SHA-256 picks, sorted by it. Beam's bundles, and so its workers, change
+    nothing; a GroupByKey gathers each shard."""
+    shards = (
+        records
+        | "Count" >> beam.combiners.Count.Globally()
+        | "Shards" >> beam.Map(lambda count: max(1, -(-count // RECORDS_PER_SHARD)))
+    )
+    return (
+        records
+        | "Digest" >> beam.Map(lambda value: (hashlib.sha256(value).digest(), value))
+        | "PickShard"
+        >> beam.Map(
+            lambda keyed, n: (int.from_bytes(keyed[0][:8], "big") % n, keyed),
+            n=beam.pvalue.AsSingleton(shards),
         )
-
-    def write_encoded_record(self, file_handle, value: bytes) -> None:
-        length = struct.pack("<Q", len(value))
-        file_handle.write(length + _masked_crc32c(length))
-        file_handle.write(value)
-        file_handle.write(_masked_crc32c(value))
+        | "GroupShards" >> beam.GroupByKey()
+        | "WriteShards" >> beam.ParDo(_WriteShard(prefix), shards=beam.pvalue.AsSingleton(shards))
+    )
 
 
 class UncompressedTransformProcessor(tfx_transform_executor.TransformProcessor):
@@ -91,7 +122,7 @@ class UncompressedTransformProcessor(tfx_transform_executor.TransformProcessor):
             pcoll
             | "EncodeAndSerialize" >> beam.ParDo(to_examples(schema))
             | "ExtractExamples" >> beam.Values()
-            | "WriteToTFRecord" >> beam.io.Write(UncompressedTFRecordSink(output_path))
+            | "WriteToTFRecord" >> WriteCanonicalTFRecords(output_path)
         )
 
 
