@@ -46,7 +46,6 @@ class Copies:
 
 class Vertex:
     name = kubeflow_platform.VERTEX
-    runs_resolvers = True
     runs_pre_cache_check = True
     copies_artifacts = False
 
@@ -84,7 +83,6 @@ class Vertex:
 
 class Kfp:
     name = kubeflow_platform.KFP
-    runs_resolvers = False
     # Nothing in backend/src reads lifecycle.preCacheCheck (any tag).
     runs_pre_cache_check = False
     copies_artifacts = True
