@@ -10,7 +10,8 @@ UV      := UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv
 # none): TFMA's own, and notebooks/tfma_widget_fixes.js, which lets them render after one Run All.
 NBEXT   := $(VENV)/share/jupyter/nbextensions/tfma_widget_fixes.js
 # The classic notebook's own setting, inside the venv: no banner urging the move to Notebook 7,
-# which cannot load TFMA's widgets.
+# which cannot load TFMA's widgets (notebook 6.5.7's page script then logs one harmless error:
+# BANNER_OFF_ERROR in tests/browser_e2e_test.py).
 NBCONF  := $(VENV)/etc/jupyter/jupyter_notebook_config.json
 # Two pytest-xdist workers. Each test module, and the tests that share the sample's runs, stay
 # on one worker (conftest.py), so no run is made twice. `make test TEST_WORKERS=` runs the suite

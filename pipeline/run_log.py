@@ -111,6 +111,13 @@ NOISE = (
     ),
     Noise(
         "native",
+        r"jpeg_mem\.cc:\d+\] ",
+        "libjpeg, through TensorFlow's JPEG decoder",
+        "its message on a cut or corrupt JPEG names no file; the decode error that follows names "
+        "it (predict's error line, Quarantine's report)",
+    ),
+    Noise(
+        "native",
         r"local_rendezvous\.cc:\d+\] Local rendezvous is aborting with status: ",
         "TensorFlow's executor",
         "it logs every op that stops early, as the end of every finite tf.data dataset "

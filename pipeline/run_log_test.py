@@ -83,6 +83,10 @@ def test_a_message_is_noise_only_from_its_own_logger(noise):
             "No training configuration found in save file, so the model was *not* compiled."
         ),
         "apache_beam/io/tfrecordio.py": "Couldn't find python-snappy so the implementation",
+        "urllib3/connectionpool.py": (
+            "Retrying (Retry(total=2, connect=None, read=None, redirect=None, status=None)) after "
+            "connection broken by 'NewConnectionError(...)': /apis/v2beta1/healthz"
+        ),
     }[noise.origin]
     assert run_log.is_noise(_record(noise.source, text))
     assert not run_log.is_noise(_record("pipeline", text))

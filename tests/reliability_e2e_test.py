@@ -41,6 +41,7 @@ from components.atomic_pusher.executor_test import file_digests
 from data import bundled, compression, image_check, imagenet_classes, records
 from data.preflight_test import sample_copy
 from models import resume
+from models.trainer_test import checkpoint_tensors
 from pipeline import configs, metadata
 from pipeline.evaluation import load_evaluation
 from tests.conftest import REPO, CliResult, run_cli
@@ -384,13 +385,6 @@ def _files(directory: str) -> dict[str, bytes]:
     return result
 
 
-def _weights(trainer: metadata.ComponentRun) -> dict[str, bytes]:
-    """The trained model's checkpoint tensors, by name."""
-    variables = os.path.join(trainer.uri("model"), "Format-Serving", "variables", "variables")
-    reader = tf.train.load_checkpoint(variables)
-    return {n: reader.get_tensor(n).tobytes() for n in reader.get_variable_to_shape_map()}
-
-
 def test_a_fresh_root_on_two_beam_workers_gives_the_same_bytes_weights_and_metrics(
     chain, resumed, uninterrupted
 ):
@@ -406,8 +400,8 @@ def test_a_fresh_root_on_two_beam_workers_gives_the_same_bytes_weights_and_metri
     assert transformed[0].keys() == transformed[1].keys() and transformed[0]
     assert [name for name in transformed[0] if transformed[0][name] != transformed[1][name]] == []
     resumed_weights, reference = (
-        _weights(current[configs.TRAINER]),
-        _weights(uninterrupted[configs.TRAINER]),
+        checkpoint_tensors(os.path.join(run[configs.TRAINER].uri("model"), "Format-Serving"))
+        for run in (current, uninterrupted)
     )
     assert resumed_weights.keys() == reference.keys() and len(reference) > 10
     assert [n for n in reference if resumed_weights[n] != reference[n]] == []
