@@ -214,3 +214,23 @@ def test_the_layout_depends_on_the_records_alone(tmp_path):
     for shard in shards:
         digests = [hashlib.sha256(r).digest() for r in shard]
         assert digests == sorted(digests)
+
+
+def test_an_example_gets_the_same_bytes_whatever_order_its_features_came_in():
+    """Two Examples concatenated parse as one with both features (protobuf merges them): in
+    either order, other bytes for the same example, until made canonical."""
+    image = tf.train.Example(
+        features=tf.train.Features(
+            feature={"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"\x00" * 9]))}
+        )
+    ).SerializeToString()
+    label = tf.train.Example(
+        features=tf.train.Features(
+            feature={"class_index": tf.train.Feature(int64_list=tf.train.Int64List(value=[3]))}
+        )
+    ).SerializeToString()
+    assert image + label != label + image
+    assert tf.train.Example.FromString(image + label) == tf.train.Example.FromString(label + image)
+    canonical = executor.canonical_example(label + image)
+    assert canonical == executor.canonical_example(image + label)
+    assert tf.train.Example.FromString(canonical) == tf.train.Example.FromString(image + label)

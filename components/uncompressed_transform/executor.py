@@ -14,7 +14,10 @@ record, measured here): the same bytes, checked by every TFRecord reader. And it
 in a layout that depends on the records alone (``WriteCanonicalTFRecords``): Beam leaves the
 number of shards and the order of records in them to its bundles, which differ with the number
 of workers and from run to run, and the Trainer's input order, and so the model, would follow
-them (docs/reproducibility.md). TFX's
+them (docs/reproducibility.md). Nor are TFX's records canonical: tfx_bsl serializes each
+Example's feature map in the order of a C++ hash map, which protobuf seeds anew, so the same
+example came out as other bytes from run to run; ``canonical_example`` writes the features in
+key order. TFX's
 ``Executor.Do`` builds its processor by module-level name (``TransformProcessor().Transform(
 ...)``), so ``Executor.Do`` binds that name to the subclass for the duration of TFX's ``Do``
 (where the Beam pipeline is built), then states the codec on the artifact. Analyzers, the
@@ -34,6 +37,7 @@ import struct
 import apache_beam as beam
 import google_crc32c
 import pyarrow as pa
+from tensorflow.core.example import example_pb2
 from tfx.components.transform import executor as tfx_transform_executor
 from tfx.components.transform import labels
 from tfx.components.util import examples_utils
@@ -81,6 +85,12 @@ class _WriteShard(beam.DoFn):
         yield path
 
 
+def canonical_example(serialized: bytes) -> bytes:
+    """A serialized ``tf.train.Example`` with its features in key order, whatever order it
+    came in: the same example, the same bytes."""
+    return example_pb2.Example.FromString(serialized).SerializeToString(deterministic=True)
+
+
 @beam.ptransform_fn
 def WriteCanonicalTFRecords(records, prefix: str):  # noqa: N802 - a Beam PTransform
     """Serialized records to uncompressed TFRecord shards whose number, contents and order
@@ -122,6 +132,7 @@ class UncompressedTransformProcessor(tfx_transform_executor.TransformProcessor):
             pcoll
             | "EncodeAndSerialize" >> beam.ParDo(to_examples(schema))
             | "ExtractExamples" >> beam.Values()
+            | "CanonicalExamples" >> beam.Map(canonical_example)
             | "WriteToTFRecord" >> WriteCanonicalTFRecords(output_path)
         )
 
